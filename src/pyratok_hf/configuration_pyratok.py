@@ -1,0 +1,344 @@
+"""Configuration of the PyraTok tokenizer (transformers ``PretrainedConfig``, ``model_type="pyratok"``).
+
+The defaults reproduce the paper's model (``pyratok-l``): a Wan 2.1/2.2-architecture causal video VAE
+(8x spatial, 4x causal temporal, 16 latent channels) with four LaPQ levels fed by lateral taps from the four
+encoder stages, one shared 16-bit lookup-free codebook, and the paper's loss weights. Named presets live in
+:data:`PRESETS` and are built with :meth:`PyraTokConfig.from_preset`.
+
+Where the paper is silent (see ``docs/architecture.md``) the choice made here is a field, so both readings can
+be trained: e.g. ``layout="release"`` reproduces the authors' public checkpoint (residual LFQ on the final
+latent, no lateral taps, outputs scaled by 2^-l).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from transformers import PretrainedConfig
+
+from .errors import ConfigError
+
+# The Wan 2.1 VAE (also shipped inside Wan2.2-A14B) that the paper and release build on.
+WAN21_VAE_CONFIG: dict[str, Any] = {
+    "base_dim": 96,
+    "z_dim": 16,
+    "dim_mult": [1, 2, 4, 4],
+    "num_res_blocks": 2,
+    "attn_scales": [],
+    "temperal_downsample": [False, True, True],
+    "dropout": 0.0,
+    "is_residual": False,
+    "in_channels": 3,
+    "out_channels": 3,
+    "scale_factor_spatial": 8,
+    "scale_factor_temporal": 4,
+}
+WAN21_LATENTS_MEAN = [
+    -0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
+    0.4134, -0.0715, 0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921,
+]  # fmt: skip
+WAN21_LATENTS_STD = [
+    2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743,
+    3.2687, 2.1526, 2.8652, 1.5579, 1.6382, 1.1253, 2.8251, 1.9160,
+]  # fmt: skip
+
+TINY_VAE_CONFIG: dict[str, Any] = {
+    "base_dim": 16,
+    "z_dim": 16,
+    "dim_mult": [1, 2, 2, 2],
+    "num_res_blocks": 1,
+    "attn_scales": [],
+    "temperal_downsample": [False, True, True],
+    "dropout": 0.0,
+    "is_residual": False,
+    "in_channels": 3,
+    "out_channels": 3,
+    "scale_factor_spatial": 8,
+    "scale_factor_temporal": 4,
+}
+
+MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class PyraTokConfig(PretrainedConfig):
+    r"""Configuration of :class:`~pyratok_hf.PyraTokModel` and :class:`~pyratok_hf.AutoencoderPyraTok`.
+
+    Args:
+        backbone_config (`dict`): keyword arguments of diffusers' ``AutoencoderKLWan``.
+        backbone_pretrained (`str`, *optional*): a local folder or Hub id of a saved diffusers Wan VAE used to
+            initialise the backbone when the model is built with :meth:`PyraTokModel.from_backbone`.
+        backbone_subfolder (`str`, *optional*, defaults to ``"vae"``): subfolder of ``backbone_pretrained``.
+        normalize_latents (`bool`): quantize ``(z - latents_mean) / latents_std`` instead of the raw latent.
+        layout (`str`): ``"pyramid"`` (the paper: lateral taps, one token grid per level) or ``"release"``
+            (the authors' public checkpoint: residual LFQ on the final latent, no taps).
+        num_levels (`int`): number of LaPQ levels L (paper default 4), ordered coarse to fine.
+        lateral_stages (`list[int]`): encoder stage (0 = shallowest) that feeds each level, coarse to fine.
+            The deepest, most semantic stage feeds the coarsest level. Empty for no lateral taps.
+        level_spatial_downsample (`list[int]`): each level's token grid is the latent grid divided (ceil) by
+            this factor in height and width.
+        level_temporal_downsample (`list[int]`): the same along time (1 keeps frame-level latent resolution).
+        level_scales (`list[float]`): multiplier on each level's contribution to the latent (release: 2^-l).
+        level_hidden_dim (`int`): width of each level block's Conv3d / attention.
+        codebook_bits (`int`): K, bits per token; one binary codebook of 2^K codes shared by all levels.
+            Nothing of size 2^K is ever allocated, so K may be up to 64.
+        upsample_mode (`str`): how a level's code grid is resized to the latent grid (``"nearest"`` or
+            ``"trilinear"``).
+        detach_residual (`bool`): stop gradients through the residual chain between levels (the release does).
+        use_text_conditioning (`bool`): cross-attend level features to the text embedding.
+        text_encoder_name_or_path (`str`): any transformers text model (``AutoModel`` + ``AutoTokenizer``).
+        text_hidden_size (`int`): hidden size of that text model.
+        text_hidden_layer (`int`): which hidden state of the text model to use (-1 = last).
+        text_pooling (`str`): ``"mean"`` or ``"cls"``, used for the pooled text vector.
+        text_max_length (`int`): prompts are truncated to this many text tokens (with a warning).
+        text_embed_dim (`int`): width of the projected text states that all levels attend to.
+        num_attention_heads (`int`): heads of each level's text cross-attention.
+        text_condition_scale (`float`): residual scale of the text cross-attention output.
+        projection_dim (`int`): width of the shared video-text space used for zero-shot tasks.
+        entropy_inv_temperature (`float`): per-bit probabilities are ``sigmoid(2 * inv_temperature * u)``.
+        recon_weight, codebook_weight, ar_weight, drift_weight (`float`): the paper's top-level weights
+            (2.5, 2.5, 1.5, 0.6).
+        l1_weight, ssim_weight, perceptual_weight (`float`): terms of the reconstruction loss.
+        commitment_weight, entropy_weight, level_kl_weight, token_text_weight, codebook_text_weight,
+        contrastive_weight (`float`): terms of the codebook loss (Eq. 2 plus a contrastive video-text term).
+        sample_entropy_weight, codebook_entropy_weight (`float`): the two halves of the entropy term.
+        contrastive_temperature (`float`): InfoNCE temperature of the contrastive term.
+        drift_temperature (`float`): softmax temperature of the drift KL.
+        input_value_tolerance (`float`): pixel values in ``[-1 - tol, 1 + tol]`` are clamped with a warning;
+            values beyond raise :class:`~pyratok_hf.errors.InvalidInputError`.
+        max_pixels_untiled (`int`): encode/decode of more pixels per frame than this without tiling is tiled
+            automatically (``auto_tiling=True``) or refused.
+    """
+
+    model_type = "pyratok"
+
+    def __init__(
+        self,
+        backbone_config: dict | None = None,
+        backbone_pretrained: str | None = None,
+        backbone_subfolder: str | None = "vae",
+        normalize_latents: bool = True,
+        latents_mean: list[float] | None = None,
+        latents_std: list[float] | None = None,
+        layout: str = "pyramid",
+        num_levels: int = 4,
+        lateral_stages: list[int] | None = None,
+        level_spatial_downsample: list[int] | None = None,
+        level_temporal_downsample: list[int] | None = None,
+        level_scales: list[float] | None = None,
+        level_hidden_dim: int = 256,
+        codebook_bits: int = 16,
+        upsample_mode: str = "nearest",
+        detach_residual: bool = False,
+        use_text_conditioning: bool = True,
+        text_encoder_name_or_path: str | None = "Qwen/Qwen2.5-VL-3B-Instruct",
+        text_hidden_size: int = 2048,
+        text_hidden_layer: int = -1,
+        text_pooling: str = "mean",
+        text_max_length: int = 77,
+        text_embed_dim: int = 256,
+        num_attention_heads: int = 8,
+        text_condition_scale: float = 1.0,
+        projection_dim: int = 256,
+        entropy_inv_temperature: float = 10.0,
+        recon_weight: float = 2.5,
+        codebook_weight: float = 2.5,
+        ar_weight: float = 1.5,
+        drift_weight: float = 0.6,
+        l1_weight: float = 1.0,
+        ssim_weight: float = 1.0,
+        perceptual_weight: float = 1.0,
+        commitment_weight: float = 0.25,
+        entropy_weight: float = 0.1,
+        sample_entropy_weight: float = 1.0,
+        codebook_entropy_weight: float = 1.0,
+        level_kl_weight: float = 0.05,
+        token_text_weight: float = 0.05,
+        codebook_text_weight: float = 0.05,
+        contrastive_weight: float = 0.2,
+        contrastive_temperature: float = 0.07,
+        drift_temperature: float = 1.0,
+        input_value_tolerance: float = 0.05,
+        max_pixels_untiled: int = 1280 * 736,
+        auto_tiling: bool = True,
+        **kwargs,
+    ):
+        self.backbone_config = copy.deepcopy(backbone_config) if backbone_config is not None else dict(WAN21_VAE_CONFIG)
+        self.backbone_pretrained = backbone_pretrained
+        self.backbone_subfolder = backbone_subfolder
+        self.normalize_latents = normalize_latents
+        z_dim = int(self.backbone_config.get("z_dim", 16))
+        if latents_mean is None or latents_std is None:
+            if z_dim == 16 and self.backbone_config.get("base_dim", 96) == 96:
+                latents_mean, latents_std = list(WAN21_LATENTS_MEAN), list(WAN21_LATENTS_STD)
+            else:
+                latents_mean, latents_std = [0.0] * z_dim, [1.0] * z_dim
+        self.latents_mean = list(latents_mean)
+        self.latents_std = list(latents_std)
+        self.layout = layout
+        self.num_levels = num_levels
+        if lateral_stages is None:
+            lateral_stages = [] if layout == "release" else list(range(num_levels))[::-1]
+        if level_spatial_downsample is None:
+            level_spatial_downsample = [1] * num_levels if layout == "release" else [2 ** (num_levels - 1 - i) for i in range(num_levels)]
+        if level_temporal_downsample is None:
+            level_temporal_downsample = [1] * num_levels
+        if level_scales is None:
+            level_scales = [2.0**-i for i in range(num_levels)] if layout == "release" else [1.0] * num_levels
+        self.lateral_stages = list(lateral_stages)
+        self.level_spatial_downsample = list(level_spatial_downsample)
+        self.level_temporal_downsample = list(level_temporal_downsample)
+        self.level_scales = list(level_scales)
+        self.level_hidden_dim = level_hidden_dim
+        self.codebook_bits = codebook_bits
+        self.upsample_mode = upsample_mode
+        self.detach_residual = detach_residual
+        self.use_text_conditioning = use_text_conditioning
+        self.text_encoder_name_or_path = text_encoder_name_or_path
+        self.text_hidden_size = text_hidden_size
+        self.text_hidden_layer = text_hidden_layer
+        self.text_pooling = text_pooling
+        self.text_max_length = text_max_length
+        self.text_embed_dim = text_embed_dim
+        self.num_attention_heads = num_attention_heads
+        self.text_condition_scale = text_condition_scale
+        self.projection_dim = projection_dim
+        self.entropy_inv_temperature = entropy_inv_temperature
+        self.recon_weight = recon_weight
+        self.codebook_weight = codebook_weight
+        self.ar_weight = ar_weight
+        self.drift_weight = drift_weight
+        self.l1_weight = l1_weight
+        self.ssim_weight = ssim_weight
+        self.perceptual_weight = perceptual_weight
+        self.commitment_weight = commitment_weight
+        self.entropy_weight = entropy_weight
+        self.sample_entropy_weight = sample_entropy_weight
+        self.codebook_entropy_weight = codebook_entropy_weight
+        self.level_kl_weight = level_kl_weight
+        self.token_text_weight = token_text_weight
+        self.codebook_text_weight = codebook_text_weight
+        self.contrastive_weight = contrastive_weight
+        self.contrastive_temperature = contrastive_temperature
+        self.drift_temperature = drift_temperature
+        self.input_value_tolerance = input_value_tolerance
+        self.max_pixels_untiled = max_pixels_untiled
+        self.auto_tiling = auto_tiling
+        super().__init__(**kwargs)
+        self.validate()
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def latent_channels(self) -> int:
+        return int(self.backbone_config.get("z_dim", 16))
+
+    @property
+    def spatial_compression(self) -> int:
+        return int(self.backbone_config.get("scale_factor_spatial", 8))
+
+    @property
+    def temporal_compression(self) -> int:
+        return int(self.backbone_config.get("scale_factor_temporal", 4))
+
+    @property
+    def num_encoder_stages(self) -> int:
+        return len(self.backbone_config.get("dim_mult", [1, 2, 4, 4]))
+
+    @property
+    def codebook_size(self) -> int:
+        """2^K as a Python int (exact for any K; never used to allocate anything)."""
+        return 2 ** int(self.codebook_bits)
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the field when the configuration cannot describe a model."""
+        L = self.num_levels
+        if not isinstance(L, int) or L < 1:
+            raise ConfigError(f"num_levels must be a positive integer, got {L!r}.")
+        if not isinstance(self.codebook_bits, int) or not 1 <= self.codebook_bits <= 64:
+            raise ConfigError(f"codebook_bits must be an integer in [1, 64] (ids are int64), got {self.codebook_bits!r}.")
+        for name in ("level_spatial_downsample", "level_temporal_downsample", "level_scales"):
+            value = getattr(self, name)
+            if len(value) != L:
+                raise ConfigError(f"{name} has {len(value)} entries but num_levels is {L}: give one per level.")
+        for name in ("level_spatial_downsample", "level_temporal_downsample"):
+            if any((not isinstance(f, int)) or f < 1 for f in getattr(self, name)):
+                raise ConfigError(f"{name} must hold positive integers, got {getattr(self, name)}.")
+        if self.lateral_stages and len(self.lateral_stages) != L:
+            raise ConfigError(
+                f"lateral_stages has {len(self.lateral_stages)} entries but num_levels is {L}: give one encoder "
+                "stage per level, or an empty list for no lateral taps."
+            )
+        stages = self.num_encoder_stages
+        bad = [s for s in self.lateral_stages if not 0 <= s < stages]
+        if bad:
+            raise ConfigError(f"lateral_stages {bad} do not exist: the backbone encoder has stages 0..{stages - 1}.")
+        if self.layout not in ("pyramid", "release"):
+            raise ConfigError(f"layout must be 'pyramid' or 'release', got {self.layout!r}.")
+        if self.layout == "release" and self.codebook_bits != self.latent_channels:
+            raise ConfigError(
+                "layout='release' quantizes the latent channels directly, so codebook_bits must equal the backbone's "
+                f"z_dim ({self.latent_channels}), got {self.codebook_bits}."
+            )
+        if self.upsample_mode not in ("nearest", "trilinear"):
+            raise ConfigError(f"upsample_mode must be 'nearest' or 'trilinear', got {self.upsample_mode!r}.")
+        if self.text_pooling not in ("mean", "cls"):
+            raise ConfigError(f"text_pooling must be 'mean' or 'cls', got {self.text_pooling!r}.")
+        attn_dim = self.latent_channels if self.layout == "release" else self.level_hidden_dim
+        if self.use_text_conditioning and attn_dim % self.num_attention_heads:
+            raise ConfigError(
+                f"the attention width ({attn_dim}) must be divisible by num_attention_heads ({self.num_attention_heads})."
+            )
+        if len(self.latents_mean) != self.latent_channels or len(self.latents_std) != self.latent_channels:
+            raise ConfigError(
+                f"latents_mean/latents_std need {self.latent_channels} values (the backbone's z_dim), got "
+                f"{len(self.latents_mean)}/{len(self.latents_std)}."
+            )
+        if any(s <= 0 for s in self.latents_std):
+            raise ConfigError("latents_std must be positive.")
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> "PyraTokConfig":
+        """Build a named preset (``pyratok-tiny``, ``pyratok-l`` or ``release``), with keyword overrides."""
+        if name not in PRESETS:
+            raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}.")
+        kwargs = copy.deepcopy(PRESETS[name])
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Paper scale: Wan 2.1/2.2 VAE (base_dim 96, z_dim 16, dim_mult [1,2,4,4], 2 res blocks), 4 levels,
+    # 16 bits, Qwen2.5-VL-3B text states (hidden 2048).
+    "pyratok-l": {},
+    # Trains on a 2-core CPU: a small Wan VAE with the same 8x/4x compression, MiniLM text encoder.
+    "pyratok-tiny": {
+        "backbone_config": dict(TINY_VAE_CONFIG),
+        "level_hidden_dim": 64,
+        "codebook_bits": 16,
+        "text_encoder_name_or_path": MINILM_NAME,
+        "text_hidden_size": 384,
+        "text_max_length": 32,
+        "text_embed_dim": 64,
+        "num_attention_heads": 4,
+        "projection_dim": 64,
+    },
+    # The authors' public checkpoint (onkarsus13/PyraTok): residual LFQ on the final 16-channel latent, no
+    # lateral taps, outputs scaled by 2^-l, Qwen3 text states (hidden 2560) truncated to 10 tokens.
+    "release": {
+        "layout": "release",
+        "normalize_latents": False,
+        "codebook_bits": 16,
+        "detach_residual": True,
+        "upsample_mode": "nearest",
+        "text_encoder_name_or_path": "Qwen/Qwen3-4B",
+        "text_hidden_size": 2560,
+        "text_hidden_layer": -4,
+        "text_max_length": 10,
+        "text_embed_dim": 256,
+        "num_attention_heads": 2,
+        "text_condition_scale": 0.0,
+        "entropy_inv_temperature": 100.0,
+        "commitment_weight": 0.5,
+        "entropy_weight": 0.5,
+    },
+}

@@ -1,0 +1,186 @@
+"""``PyraTokModel``: the PyraTok tokenizer as a transformers ``PreTrainedModel``.
+
+>>> from pyratok_hf import PyraTokModel
+>>> model = PyraTokModel.from_pretrained("org/pyratok-l")           # Hub id (or a local folder)
+>>> enc = model.encode(video, text="a red ball rolls left")        # video [B, 3, T, H, W] in [-1, 1]
+>>> enc.token_ids                                                   # one LongTensor per level, coarse -> fine
+>>> video_hat = model.decode(token_ids=enc.token_ids, output_shape=enc.input_shape).sample
+
+Weights are safetensors only; pickled checkpoints are refused unless ``allow_pickle=True`` is passed.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, PreTrainedModel
+
+from .configuration_pyratok import PyraTokConfig
+from .core import PyraTokCore, PyraTokDecoderOutput, PyraTokEncoderOutput, PyraTokModelOutput
+from .errors import CheckpointError
+
+
+class PyraTokPreTrainedModel(PreTrainedModel):
+    config_class = PyraTokConfig
+    base_model_prefix = "pyratok"
+    main_input_name = "pixel_values"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["WanEncoder3d", "WanDecoder3d", "LaPQLevel"]
+    _keep_in_fp32_modules = ["lapq"]
+
+    def _init_weights(self, module):
+        # Keep each layer's own PyTorch/diffusers initialisation: transformers' N(0, 0.02) default would
+        # silently change how a from-scratch Wan backbone starts.
+        if isinstance(module, nn.MultiheadAttention):
+            module._reset_parameters()
+        elif hasattr(module, "reset_parameters") and not isinstance(module, PreTrainedModel):
+            module.reset_parameters()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, allow_pickle: bool = False, strict: bool = True, **kwargs):
+        """Load from a Hub id or a local folder (``subfolder``, ``revision`` as usual).
+
+        Safetensors only unless ``allow_pickle=True``. With ``strict=True`` (default) a checkpoint whose tensors
+        do not match the config (missing, unexpected or differently shaped weights) raises
+        :class:`~pyratok_hf.errors.CheckpointError` naming the mismatch instead of silently re-initialising.
+        """
+        if not allow_pickle:
+            if kwargs.get("use_safetensors") is False:
+                raise CheckpointError("use_safetensors=False loads pickled weights, which can run code; pass allow_pickle=True to accept that risk.")
+            kwargs["use_safetensors"] = True
+        want_info = kwargs.pop("output_loading_info", False)
+        try:
+            model, info = super().from_pretrained(pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs)
+        except (OSError, EnvironmentError) as err:
+            text = str(err)
+            if not allow_pickle and ("safetensors" in text or "model.safetensors" in text):
+                raise CheckpointError(
+                    f"{pretrained_model_name_or_path} has no safetensors weights. Pickled .bin/.pt files can run code when "
+                    "loaded and are refused; convert them to safetensors, or pass allow_pickle=True if you trust the source."
+                ) from err
+            raise
+        except RuntimeError as err:
+            if "size mismatch" in str(err) or "shape" in str(err):
+                raise CheckpointError(f"weights in {pretrained_model_name_or_path} do not match its config: {err}") from err
+            raise
+        problems = []
+        if info.get("mismatched_keys"):
+            shown = ", ".join(f"{k} (checkpoint {tuple(a)} vs model {tuple(b)})" for k, a, b in list(info["mismatched_keys"])[:5])
+            problems.append(f"shape mismatch: {shown}")
+        if info.get("missing_keys"):
+            problems.append(f"missing from the checkpoint: {sorted(info['missing_keys'])[:5]}")
+        if info.get("unexpected_keys"):
+            problems.append(f"not used by the model: {sorted(info['unexpected_keys'])[:5]}")
+        if strict and problems:
+            raise CheckpointError(
+                f"checkpoint {pretrained_model_name_or_path} does not match its config.json — " + "; ".join(problems)
+                + ". Was config.json edited, or are these weights from another model? (strict=False loads anyway)"
+            )
+        return (model, info) if want_info else model
+
+
+class PyraTokModel(PyraTokCore, PyraTokPreTrainedModel):
+    """PyraTok: a frozen Wan VAE + LaPQ, tokenizing videos into a language-aligned pyramid of binary tokens.
+
+    See :class:`~pyratok_hf.core.PyraTokCore` for ``encode`` / ``decode`` / tiling, and ``docs/architecture.md``.
+    """
+
+    def __init__(self, config: PyraTokConfig):
+        super().__init__(config)
+        self._build_pyratok(config)
+        self.post_init()
+
+    @classmethod
+    def from_backbone(cls, config: PyraTokConfig, backbone_name_or_path: str | None = None, subfolder: str | None = None, **kwargs) -> "PyraTokModel":
+        """A new PyraTok whose backbone starts from a saved diffusers Wan VAE (local folder or Hub id).
+
+        The VAE's own config replaces ``config.backbone_config`` so the two always agree.
+        """
+        from .backbone import WanBackbone
+
+        path = backbone_name_or_path or config.backbone_pretrained
+        if path is None:
+            raise CheckpointError("no backbone given: pass backbone_name_or_path or set config.backbone_pretrained.")
+        subfolder = subfolder if subfolder is not None else config.backbone_subfolder
+        backbone = WanBackbone.from_pretrained(path, subfolder=subfolder, **kwargs)
+        vae_config = {k: v for k, v in dict(backbone.vae.config).items() if not k.startswith("_") and k not in ("latents_mean", "latents_std")}
+        config.backbone_config = vae_config
+        config.backbone_pretrained = path
+        model = cls(config)
+        model.backbone.vae.load_state_dict(backbone.vae.state_dict())
+        return model
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        text=None,
+        text_embeds: torch.Tensor | None = None,
+        text_attention_mask: torch.Tensor | None = None,
+        return_loss: bool = True,
+        num_levels: int | None = None,
+        return_dict: bool = True,
+        **kwargs,
+    ) -> PyraTokModelOutput:
+        """Encode, quantize, decode; with ``return_loss`` the paper's total loss is the first output field."""
+        return self._forward(pixel_values, text, text_embeds, text_attention_mask, return_loss, num_levels, return_dict)
+
+    # ----------------------------------------------------------------- CLIP-style shared space
+    @torch.no_grad()
+    def get_text_features(self, text=None, text_embeds=None, text_attention_mask=None, normalize: bool = True) -> torch.Tensor:
+        """Pooled text embeddings ``[B, projection_dim]`` in the video-text space."""
+        _, _, pooled = self.encode_text(text, text_embeds, text_attention_mask)
+        feats = self.text_projection(pooled)
+        return nn.functional.normalize(feats, dim=-1) if normalize else feats
+
+    @torch.no_grad()
+    def get_video_features(self, pixel_values=None, token_ids=None, pooling: str = "clip", level: int | None = None, normalize: bool = True, text=None):
+        """Video embeddings in the shared space, from pixels or token ids.
+
+        ``pooling``: ``"clip"`` -> ``[B, D]``, ``"frame"`` -> ``[B, t, D]``, ``"token"`` -> ``[B, t, h, w, D]``.
+        ``level``: one level (0 = coarsest) or ``None`` for the mean over levels (clip pooling only).
+        """
+        from .errors import InvalidInputError
+        from .quantizer import ids_to_codes
+
+        if pooling not in ("clip", "frame", "token"):
+            raise InvalidInputError(f"pooling must be 'clip', 'frame' or 'token', got {pooling!r}.")
+        if token_ids is None:
+            if pixel_values is None:
+                raise InvalidInputError("pass pixel_values or token_ids.")
+            token_ids = self.encode(pixel_values, text=text).token_ids
+        codes = [ids_to_codes(ids.to(self._device()), self.config.codebook_bits) for ids in token_ids]
+        per_level = self.video_embeddings(codes, pooling="token")  # [B, t, h, w, D] each
+        if level is None and pooling != "clip":
+            raise InvalidInputError("frame/token pooling needs one level (grids differ between levels): pass level=...")
+        if level is not None:
+            if not 0 <= level < len(per_level):
+                raise InvalidInputError(f"level must be in [0, {len(per_level) - 1}], got {level}.")
+            tok = per_level[level]
+            feats = {"clip": tok.mean(dim=(1, 2, 3)), "frame": tok.mean(dim=(2, 3)), "token": tok}[pooling]
+        else:
+            feats = torch.stack([tok.mean(dim=(1, 2, 3)) for tok in per_level]).mean(0)
+        return nn.functional.normalize(feats, dim=-1) if normalize else feats
+
+
+def register_auto_classes() -> None:
+    """Register with AutoConfig/AutoModel (in process) and for ``auto_map`` (pushed folders, remote code)."""
+    try:
+        AutoConfig.register("pyratok", PyraTokConfig)
+    except ValueError:
+        pass  # already registered
+    try:
+        AutoModel.register(PyraTokConfig, PyraTokModel)
+    except ValueError:
+        pass
+    PyraTokConfig.register_for_auto_class()
+    PyraTokModel.register_for_auto_class("AutoModel")
+
+
+__all__ = [
+    "PyraTokModel",
+    "PyraTokPreTrainedModel",
+    "PyraTokEncoderOutput",
+    "PyraTokDecoderOutput",
+    "PyraTokModelOutput",
+    "register_auto_classes",
+]
