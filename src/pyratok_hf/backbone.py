@@ -13,7 +13,8 @@ from contextlib import contextmanager
 
 import torch
 from diffusers import AutoencoderKLWan
-from diffusers.models.autoencoders.autoencoder_kl_wan import WanResample, WanResidualDownBlock
+from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d, WanResample, WanResidualDownBlock
+from peft.tuners.lora.layer import Conv3d as LoraConv3d
 from torch import nn
 
 
@@ -24,6 +25,52 @@ def stage_output_indices(encoder: nn.Module) -> list[int]:
         return list(range(len(blocks)))
     ends = [i for i, b in enumerate(blocks) if isinstance(b, WanResample)]
     return ends + [len(blocks) - 1]
+
+
+class _CausalConvForLoRA(WanCausalConv3d):
+    """A ``WanCausalConv3d`` with the constructor peft expects (``groups``, ``bias``), used only to build adapters."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1, bias=True):
+        if groups != 1:
+            raise ValueError("LoRA on a grouped WanCausalConv3d is not supported.")
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding)
+        if not bias:
+            self.register_parameter("bias", None)
+
+
+class LoraWanCausalConv3d(LoraConv3d):
+    """PEFT LoRA for Wan's causal conv, registered with ``LoraConfig._register_custom_module``.
+
+    peft's own Conv3d adapter runs ``lora_A`` on the raw input, but Wan's conv pads causally (and prepends its
+    frame cache) inside ``forward``; here ``lora_A`` is itself a causal conv with the base layer's padding and
+    receives the same ``cache_x``, so the adapter sees exactly what the base layer sees. Merging is peft's.
+    """
+
+    def update_layer(self, adapter_name, r, lora_alpha, config, **kwargs):
+        base = self.get_base_layer()
+        pad = base._padding  # (w, w, h, h, 2*t, 0): recover the constructor's padding for lora_A
+        saved = base.__class__, base.padding
+        base.__class__, base.padding = _CausalConvForLoRA, (pad[4] // 2, pad[2], pad[0])
+        try:
+            super().update_layer(adapter_name, r, lora_alpha=lora_alpha, config=config, **kwargs)
+        finally:
+            base.__class__, base.padding = saved
+
+    def forward(self, x, cache_x=None, *args, **kwargs):
+        if self.disable_adapters:
+            if self.merged:
+                self.unmerge()
+            return self.base_layer(x, cache_x)
+        result = self.base_layer(x, cache_x)
+        if self.merged:
+            return result
+        for name in self.active_adapters:
+            if name not in self.lora_A:
+                continue
+            lora_input = self._cast_input_dtype(self.lora_dropout[name](x), self.lora_A[name].weight.dtype)
+            cache = None if cache_x is None else cache_x.to(lora_input.dtype)
+            result = result + self.lora_B[name](self.lora_A[name](lora_input, cache)).to(result.dtype) * self.scaling[name]
+        return result
 
 
 class WanBackbone(nn.Module):
@@ -90,14 +137,52 @@ class WanBackbone(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.vae._decode(z).sample
 
+    # ------------------------------------------------------------------ LoRA (PEFT)
+    def default_lora_targets(self) -> list[str]:
+        """Encoder convolutions with 3x3x3 kernels: what the paper adapts, and what peft can merge.
+
+        Wan's temporal convs (3x1x1) and 1x1x1 shortcuts are left out: peft 0.21 cannot merge LoRA into a Conv3d
+        whose kernel is 1 in a spatial dimension (peft#3768).
+        """
+        return [
+            f"encoder.{name}" if name else "encoder"
+            for name, module in self.vae.encoder.named_modules()
+            if isinstance(module, nn.Conv3d) and tuple(module.kernel_size) == (3, 3, 3)
+        ]
+
+    def add_lora(self, rank: int = 16, alpha: int = 32, dropout: float = 0.0, target_modules: list[str] | None = None) -> None:
+        """Inject PEFT LoRA adapters into the (frozen) backbone, in place; only the adapters train."""
+        from peft import LoraConfig, inject_adapter_in_model
+
+        targets = target_modules or self.default_lora_targets()
+        config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, init_lora_weights=True)
+        config._register_custom_module({WanCausalConv3d: LoraWanCausalConv3d})
+        inject_adapter_in_model(config, self.vae, adapter_name="default")
+
+    def lora_layers(self):
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        return [(name, m) for name, m in self.vae.named_modules() if isinstance(m, BaseTunerLayer)]
+
+    def has_adapters(self) -> bool:
+        return bool(self.lora_layers())
+
+    def merge_lora(self) -> None:
+        """Fold the adapters into the base weights and remove them (the saved model needs no peft)."""
+        for name, layer in self.lora_layers():
+            layer.merge(safe_merge=True)
+            parent_name, _, child = name.rpartition(".")
+            parent = self.vae.get_submodule(parent_name) if parent_name else self.vae
+            setattr(parent, child, layer.get_base_layer())
+
     @contextmanager
     def adapters_disabled(self):
-        """Run the frozen base encoder (PEFT adapters off) — the offline anchor of the drift term."""
-        if getattr(self.vae, "_hf_peft_config_loaded", False):
-            self.vae.disable_adapters()
-            try:
-                yield
-            finally:
-                self.vae.enable_adapters()
-        else:
+        """Run the frozen base encoder (adapters off) — the offline anchor of the drift term."""
+        layers = [m for _, m in self.lora_layers()]
+        for layer in layers:
+            layer.enable_adapters(False)
+        try:
             yield
+        finally:
+            for layer in layers:
+                layer.enable_adapters(True)

@@ -92,6 +92,9 @@ class PyraTokConfig(PretrainedConfig):
         text_pooling (`str`): ``"mean"`` or ``"cls"``, used for the pooled text vector.
         text_max_length (`int`): prompts are truncated to this many text tokens (with a warning).
         text_embed_dim (`int`): width of the projected text states that all levels attend to.
+        text_proj_hidden_dim (`int`, *optional*): hidden width of the two-layer text projection MLP
+            (``text_hidden_size -> text_proj_hidden_dim -> text_embed_dim``); ``None`` uses
+            ``4 * text_embed_dim``. The release checkpoint uses 1024 (its ``lapq_text_mlp_hidden_dim``).
         num_attention_heads (`int`): heads of each level's text cross-attention.
         text_condition_scale (`float`): residual scale of the text cross-attention output.
         projection_dim (`int`): width of the shared video-text space used for zero-shot tasks.
@@ -137,6 +140,7 @@ class PyraTokConfig(PretrainedConfig):
         text_pooling: str = "mean",
         text_max_length: int = 77,
         text_embed_dim: int = 256,
+        text_proj_hidden_dim: int | None = None,
         num_attention_heads: int = 8,
         text_condition_scale: float = 1.0,
         projection_dim: int = 256,
@@ -170,9 +174,12 @@ class PyraTokConfig(PretrainedConfig):
         z_dim = int(self.backbone_config.get("z_dim", 16))
         if latents_mean is None or latents_std is None:
             if z_dim == 16 and self.backbone_config.get("base_dim", 96) == 96:
-                latents_mean, latents_std = list(WAN21_LATENTS_MEAN), list(WAN21_LATENTS_STD)
+                default_mean, default_std = list(WAN21_LATENTS_MEAN), list(WAN21_LATENTS_STD)
             else:
-                latents_mean, latents_std = [0.0] * z_dim, [1.0] * z_dim
+                default_mean, default_std = [0.0] * z_dim, [1.0] * z_dim
+            # Fill only what was not given: a user's mean (or std) is never silently replaced.
+            latents_mean = default_mean if latents_mean is None else latents_mean
+            latents_std = default_std if latents_std is None else latents_std
         self.latents_mean = list(latents_mean)
         self.latents_std = list(latents_std)
         self.layout = layout
@@ -200,6 +207,7 @@ class PyraTokConfig(PretrainedConfig):
         self.text_pooling = text_pooling
         self.text_max_length = text_max_length
         self.text_embed_dim = text_embed_dim
+        self.text_proj_hidden_dim = text_proj_hidden_dim
         self.num_attention_heads = num_attention_heads
         self.text_condition_scale = text_condition_scale
         self.projection_dim = projection_dim
@@ -279,6 +287,8 @@ class PyraTokConfig(PretrainedConfig):
                 "layout='release' quantizes the latent channels directly, so codebook_bits must equal the backbone's "
                 f"z_dim ({self.latent_channels}), got {self.codebook_bits}."
             )
+        if self.text_proj_hidden_dim is not None and (not isinstance(self.text_proj_hidden_dim, int) or self.text_proj_hidden_dim < 1):
+            raise ConfigError(f"text_proj_hidden_dim must be a positive integer or None, got {self.text_proj_hidden_dim!r}.")
         if self.upsample_mode not in ("nearest", "trilinear"):
             raise ConfigError(f"upsample_mode must be 'nearest' or 'trilinear', got {self.upsample_mode!r}.")
         if self.text_pooling not in ("mean", "cls"):

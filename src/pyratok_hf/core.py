@@ -100,8 +100,6 @@ class PyraTokCore:
         self.video_projection = nn.Linear(K, config.projection_dim)
         self.text_projection = nn.Linear(config.text_embed_dim, config.projection_dim)
         self.level_embedding = nn.Parameter(torch.zeros(config.num_levels, config.projection_dim))
-        self.register_buffer("latents_mean", torch.tensor(config.latents_mean).view(1, -1, 1, 1, 1), persistent=False)
-        self.register_buffer("latents_std", torch.tensor(config.latents_std).view(1, -1, 1, 1, 1), persistent=False)
         self.__dict__["_text_encoder"] = None  # referenced, not a submodule: never saved with our weights
         self.__dict__["ar_loss_hook"] = None
         self.__dict__["perceptual_loss"] = None
@@ -277,15 +275,25 @@ class PyraTokCore:
         z = self._normalize(z)
         return z, self.lapq.pool_laterals(features, tuple(z.shape[2:]))
 
+    def _latent_statistics(self, like: torch.Tensor):
+        # Built from the config on use, not stored as buffers: non-persistent buffers are left
+        # uninitialised when transformers 5 loads a model on the meta device.
+        c = self.pyratok_config
+        mean = torch.tensor(c.latents_mean, device=like.device, dtype=like.dtype).view(1, -1, 1, 1, 1)
+        std = torch.tensor(c.latents_std, device=like.device, dtype=like.dtype).view(1, -1, 1, 1, 1)
+        return mean, std
+
     def _normalize(self, z):
         if not self.pyratok_config.normalize_latents:
             return z
-        return (z - self.latents_mean.to(z.dtype)) / self.latents_std.to(z.dtype)
+        mean, std = self._latent_statistics(z)
+        return (z - mean) / std
 
     def _denormalize(self, z):
         if not self.pyratok_config.normalize_latents:
             return z
-        return z * self.latents_std.to(z.dtype) + self.latents_mean.to(z.dtype)
+        mean, std = self._latent_statistics(z)
+        return z * std + mean
 
     def _encode_one(self, x, text_info, num_levels):
         z, laterals = self._encode_continuous(x)
@@ -471,7 +479,7 @@ class PyraTokCore:
             ar_loss = hook(list(enc.level_codes), states, mask)
 
         drift = zero
-        if c.drift_weight and (self.__dict__.get("drift_anchor") is not None or getattr(self.backbone.vae, "_hf_peft_config_loaded", False)):
+        if c.drift_weight and (self.__dict__.get("drift_anchor") is not None or self.backbone.has_adapters()):
             drift = self._drift_loss(pixel_values, enc.continuous_latents)
         total = c.recon_weight * recon_loss + c.codebook_weight * codebook_loss + c.ar_weight * ar_loss + c.drift_weight * drift
         return total, recon_loss, codebook_loss, ar_loss, drift, terms
@@ -486,11 +494,16 @@ class PyraTokCore:
                     frozen, _ = self._encode_continuous(self._pad(pixel_values))
         return L.drift_loss(adapted, frozen, self.pyratok_config.drift_temperature)
 
-    def _forward(self, pixel_values, text=None, text_embeds=None, text_attention_mask=None, return_loss=True, num_levels=None, return_dict=True):
+    def _forward(self, pixel_values, text=None, text_embeds=None, text_attention_mask=None, return_loss=True, num_levels=None, return_dict=True, target_pixel_values=None):
+        """``target_pixel_values``: what the reconstruction is compared with when the input is masked (training)."""
         x, image = self._check_pixels(pixel_values)
         enc = self.encode(x, text=text, text_embeds=text_embeds, text_attention_mask=text_attention_mask, num_levels=num_levels)
         text_info = self.__dict__.pop("_last_text_info", None)
         reconstruction = self.decode(latents=enc.latents, output_shape=enc.input_shape).sample
+        if target_pixel_values is not None:
+            x, _ = self._check_pixels(target_pixel_values)
+            if x.shape[2:] != enc.input_shape or x.shape[0] != reconstruction.shape[0]:
+                raise InvalidInputError("target_pixel_values must have the same shape as pixel_values.")
         if image:
             reconstruction = reconstruction[:, :, 0]
             x = x[:, :, 0]

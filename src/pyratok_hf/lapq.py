@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 from .quantizer import binary_quantize, codes_to_ids
@@ -217,6 +218,7 @@ class LaPQ(nn.Module):
         release = config.layout == "release"
         text_dim = config.text_embed_dim if config.use_text_conditioning else None
         temporal_kernel = getattr(config, "level_temporal_kernel", 1)
+        self.gradient_checkpointing = False  # set by enable_gradient_checkpointing() of either model class
         self.levels = nn.ModuleList()
         for level in range(config.num_levels):
             lateral_channels = stage_channels[config.lateral_stages[level]] if config.lateral_stages else 0
@@ -273,7 +275,11 @@ class LaPQ(nn.Module):
             level = self.levels[l]
             grid = grids[l]
             prev = None if prev_codes is None or level.fuse is None else resize_causal(prev_codes.movedim(-1, 1), grid, "nearest")
-            logits, codes = level(resize_causal(residual, grid), laterals[l], prev, text, text_mask)
+            inputs = (resize_causal(residual, grid), laterals[l], prev, text, text_mask)
+            if self.gradient_checkpointing and torch.is_grad_enabled():
+                logits, codes = torch.utils.checkpoint.checkpoint(level, *inputs, use_reentrant=False)
+            else:
+                logits, codes = level(*inputs)
             contribution = self._upsample(level.codes_to_latent(codes), latent_thw) * self.config.level_scales[l]
             contribution = contribution.to(latent.dtype)
             quantized = quantized + contribution

@@ -49,6 +49,21 @@ class PyraTokPreTrainedModel(PreTrainedModel):
                 raise CheckpointError("use_safetensors=False loads pickled weights, which can run code; pass allow_pickle=True to accept that risk.")
             kwargs["use_safetensors"] = True
         want_info = kwargs.pop("output_loading_info", False)
+        diffusers_folder = _local_diffusers_layout(pretrained_model_name_or_path, kwargs.get("subfolder"))
+        if diffusers_folder is not None:
+            # A folder written by diffusers' ModelMixin (diffusion_pytorch_model.safetensors): same keys, other file name.
+            from .autoencoder_pyratok import AutoencoderPyraTok
+
+            source = AutoencoderPyraTok._from_diffusers_layout(diffusers_folder)
+            model = cls(source.pyratok_config)
+            model.load_state_dict(source.state_dict())
+            dtype = kwargs.get("dtype") or kwargs.get("torch_dtype")
+            model = (model.to(dtype) if isinstance(dtype, torch.dtype) else model).eval()
+            info = {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": [], "error_msgs": []}
+            return (model, info) if want_info else model
+        # Let transformers load past shape mismatches and list them: they are turned into a CheckpointError
+        # naming the keys below (transformers 5 otherwise raises a bare RuntimeError that names none).
+        kwargs.setdefault("ignore_mismatched_sizes", True)
         try:
             model, info = super().from_pretrained(pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs)
         except (OSError, EnvironmentError) as err:
@@ -60,12 +75,12 @@ class PyraTokPreTrainedModel(PreTrainedModel):
                 ) from err
             raise
         except RuntimeError as err:
-            if "size mismatch" in str(err) or "shape" in str(err):
+            if "size mismatch" in str(err) or "shape" in str(err) or "ignore_mismatched_sizes" in str(err):
                 raise CheckpointError(f"weights in {pretrained_model_name_or_path} do not match its config: {err}") from err
             raise
         problems = []
         if info.get("mismatched_keys"):
-            shown = ", ".join(f"{k} (checkpoint {tuple(a)} vs model {tuple(b)})" for k, a, b in list(info["mismatched_keys"])[:5])
+            shown = ", ".join(f"{k} (checkpoint {tuple(a)} vs model {tuple(b)})" for k, a, b in sorted(info["mismatched_keys"], key=lambda item: item[0])[:5])
             problems.append(f"shape mismatch: {shown}")
         if info.get("missing_keys"):
             problems.append(f"missing from the checkpoint: {sorted(info['missing_keys'])[:5]}")
@@ -106,6 +121,11 @@ class PyraTokModel(PyraTokCore, PyraTokPreTrainedModel):
         vae_config = {k: v for k, v in dict(backbone.vae.config).items() if not k.startswith("_") and k not in ("latents_mean", "latents_std")}
         config.backbone_config = vae_config
         config.backbone_pretrained = path
+        # Normalise latents with the statistics stored in the VAE's config (Wan keeps them there).
+        mean, std = backbone.vae.config.get("latents_mean"), backbone.vae.config.get("latents_std")
+        if mean is not None and std is not None and len(mean) == vae_config.get("z_dim", 16):
+            config.latents_mean, config.latents_std = list(mean), list(std)
+        config.validate()
         model = cls(config)
         model.backbone.vae.load_state_dict(backbone.vae.state_dict())
         return model
@@ -119,10 +139,14 @@ class PyraTokModel(PyraTokCore, PyraTokPreTrainedModel):
         return_loss: bool = True,
         num_levels: int | None = None,
         return_dict: bool = True,
+        target_pixel_values: torch.Tensor | None = None,
         **kwargs,
     ) -> PyraTokModelOutput:
-        """Encode, quantize, decode; with ``return_loss`` the paper's total loss is the first output field."""
-        return self._forward(pixel_values, text, text_embeds, text_attention_mask, return_loss, num_levels, return_dict)
+        """Encode, quantize, decode; with ``return_loss`` the paper's total loss is the first output field.
+
+        ``target_pixel_values`` (training with input masking): the clean video the loss compares against.
+        """
+        return self._forward(pixel_values, text, text_embeds, text_attention_mask, return_loss, num_levels, return_dict, target_pixel_values)
 
     # ----------------------------------------------------------------- CLIP-style shared space
     @torch.no_grad()
@@ -160,6 +184,16 @@ class PyraTokModel(PyraTokCore, PyraTokPreTrainedModel):
         else:
             feats = torch.stack([tok.mean(dim=(1, 2, 3)) for tok in per_level]).mean(0)
         return nn.functional.normalize(feats, dim=-1) if normalize else feats
+
+
+def _local_diffusers_layout(path, subfolder) -> str | None:
+    """The local folder if it holds only diffusers-named weights (``diffusion_pytorch_model.safetensors``)."""
+    import os
+
+    folder = os.path.join(str(path), subfolder or "")
+    if os.path.isfile(os.path.join(folder, "diffusion_pytorch_model.safetensors")) and not os.path.isfile(os.path.join(folder, "model.safetensors")):
+        return folder
+    return None
 
 
 def register_auto_classes() -> None:

@@ -63,8 +63,13 @@ def _tile_origins(size: int, tile: int, stride: int) -> list[int]:
     return origins
 
 
-def tiled_encode_continuous(model, x: torch.Tensor):
-    """Padded pixels ``[B, 3, T, H, W]`` -> (normalised latent, laterals per level), built tile by tile."""
+def tiled_encode_continuous(model, x: torch.Tensor, encode_tile=None):
+    """Padded pixels ``[B, 3, T, H, W]`` -> (normalised latent, laterals per level), built tile by tile.
+
+    ``encode_tile(tile, origin) -> (z, stage features)`` replaces ``model.backbone.encode`` for one tile
+    (``origin`` = its top-left latent cell, a stable key): streaming encode passes a function that keeps one
+    causal feature cache per tile across time chunks.
+    """
     c = model.pyratok_config
     fs = c.spatial_compression
     align = max(c.level_spatial_downsample)
@@ -73,6 +78,10 @@ def tiled_encode_continuous(model, x: torch.Tensor):
     # Strides in latent cells, rounded down to a multiple of the coarsest level's cell (at least one cell).
     stride_h = max(align, (model.tile_sample_stride_height // fs) // align * align)
     stride_w = max(align, (model.tile_sample_stride_width // fs) // align * align)
+    # Rounding the stride up to the coarse cell must not eat the overlap the caller asked for (it is what hides
+    # the seams): grow the tile instead, so each seam keeps at least the requested overlap.
+    tile_h = max(tile_h, stride_h + max(0, (model.tile_sample_min_height - model.tile_sample_stride_height) // fs))
+    tile_w = max(tile_w, stride_w + max(0, (model.tile_sample_min_width - model.tile_sample_stride_width) // fs))
     stride_h, stride_w = min(stride_h, tile_h), min(stride_w, tile_w)
     full_hw = (x.shape[-2] // fs, x.shape[-1] // fs)
     rows = _tile_origins(full_hw[0], tile_h, stride_h)
@@ -83,7 +92,7 @@ def tiled_encode_continuous(model, x: torch.Tensor):
     for r_i, r in enumerate(rows):
         for c_i, col in enumerate(cols):
             tile = x[..., r * fs : (r + tile_h) * fs, col * fs : (col + tile_w) * fs]
-            z, feats = model.backbone.encode(tile, stages)
+            z, feats = encode_tile(tile, (r, col)) if encode_tile is not None else model.backbone.encode(tile, stages)
             z = model._normalize(z)
             has_next = (r_i + 1 < len(rows), c_i + 1 < len(cols))
             overlap = (tile_h - stride_h, tile_w - stride_w)

@@ -1,0 +1,1 @@
+"""Package marker so the evaluate script in this folder is installed with pyratok-hf."""

@@ -1,0 +1,234 @@
+"""The diffusers text-to-video pipeline: outputs, reproducibility, save/load, export, bad inputs, CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from conftest import make_tiny_config
+
+from pyratok_hf import AutoencoderPyraTok, PyraTokT2VPipeline, PyraTokT2VPipelineOutput
+from pyratok_hf.errors import InvalidInputError, PyraTokError
+from pyratok_hf.prior import PyraTokPriorConfig, PyraTokPriorModel
+
+TEXT_WIDTH = 32
+SIZE = dict(num_frames=5, height=32, width=32)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_text_model():
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from pyratok_hf.text_encoder import resolve_text_encoder_path
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_text_encoder_path("all-MiniLM-L6-v2"))
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=TEXT_WIDTH, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64)  # fmt: skip
+    return tokenizer, BertModel(config).eval()
+
+
+def tiny_pipeline() -> PyraTokT2VPipeline:
+    tokenizer, text_encoder = tiny_text_model()
+    torch.manual_seed(0)
+    vae = AutoencoderPyraTok(make_tiny_config()).eval()
+    lm = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4)
+    config = PyraTokPriorConfig.for_tokenizer(vae.pyratok_config, text_dim=TEXT_WIDTH, text_max_length=16, lm_config=lm, initializer_range=0.2)
+    prior = PyraTokPriorModel(config).eval()
+    pipe = PyraTokT2VPipeline(tokenizer=tokenizer, text_encoder=text_encoder, prior=prior, vae=vae)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return tiny_pipeline()
+
+
+def run(pipe, prompt="a red ball rolls to the left", seed=0, **kwargs):
+    return pipe(prompt, generator=torch.Generator().manual_seed(seed), **{**SIZE, **kwargs})
+
+
+# ----------------------------------------------------------------------------- outputs
+def test_numpy_output(pipe):
+    out = run(pipe)
+    assert isinstance(out, PyraTokT2VPipelineOutput)
+    assert out.frames.shape == (1, 5, 32, 32, 3) and out.frames.dtype == np.float32
+    assert 0.0 <= out.frames.min() and out.frames.max() <= 1.0
+    assert [tuple(x.shape) for x in out.token_ids] == [(1, 2, 1, 1), (1, 2, 1, 1), (1, 2, 2, 2), (1, 2, 4, 4)]
+
+
+def test_pil_and_torch_outputs(pipe):
+    pil = run(pipe, output_type="pil").frames
+    assert len(pil) == 1 and len(pil[0]) == 5 and all(isinstance(f, PIL.Image.Image) and f.size == (32, 32) for f in pil[0])
+    pt = run(pipe, output_type="pt").frames
+    assert torch.is_tensor(pt) and pt.shape == (1, 5, 3, 32, 32) and float(pt.min()) >= 0 and float(pt.max()) <= 1
+    np_frames = run(pipe).frames
+    assert np.allclose(pt.permute(0, 1, 3, 4, 2).numpy(), np_frames, atol=1e-6)
+    (frames,) = run(pipe, return_dict=False)
+    assert np.array_equal(frames, np_frames)
+
+
+def test_batch_of_prompts_and_videos_per_prompt(pipe):
+    out = pipe(["a cat", "a dog"], num_videos_per_prompt=2, generator=torch.Generator().manual_seed(0), **SIZE)
+    assert out.frames.shape[0] == 4
+
+
+def test_token_mode(pipe):
+    out = run(pipe, mode="token", guidance_scale=1.0)
+    assert out.frames.shape == (1, 5, 32, 32, 3)
+
+
+# ----------------------------------------------------------------------------- reproducibility
+def test_seed_prompt_and_guidance_control_the_video(pipe):
+    reference = run(pipe).frames
+    assert np.array_equal(reference, run(pipe).frames)
+    assert not np.array_equal(reference, run(pipe, seed=1).frames)
+    assert not np.array_equal(reference, run(pipe, prompt="a green cube spins slowly").frames)
+    assert not np.array_equal(reference, run(pipe, guidance_scale=1.0).frames)
+    assert not np.array_equal(reference, run(pipe, negative_prompt="blurry").frames)
+
+
+def test_kv_cache_does_not_change_the_video(pipe):
+    assert np.array_equal(run(pipe).frames, run(pipe, use_cache=False).frames)
+
+
+def test_callback_after_each_level(pipe):
+    calls = []
+
+    def callback(p, level, timestep, kwargs):
+        calls.append((level, timestep, len(kwargs["token_ids"])))
+        return {}
+
+    run(pipe, callback_on_step_end=callback)
+    assert calls == [(0, None, 1), (1, None, 2), (2, None, 3), (3, None, 4)]
+
+
+# ----------------------------------------------------------------------------- saving and loading
+def test_save_and_load_round_trip(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path / "pipe")
+    index = json.loads((tmp_path / "pipe" / "model_index.json").read_text())
+    assert index["prior"][1] == "PyraTokPriorModel" and index["vae"][1] == "AutoencoderPyraTok"
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]
+    loaded = PyraTokT2VPipeline.from_pretrained(tmp_path / "pipe")
+    loaded.set_progress_bar_config(disable=True)
+    assert isinstance(loaded.prior, PyraTokPriorModel) and isinstance(loaded.vae, AutoencoderPyraTok)
+    assert np.array_equal(run(pipe).frames, run(loaded).frames)
+    pipe.save_pretrained(tmp_path / "pipe")  # overwriting an existing folder works too
+
+
+def test_build_pipeline_without_bundled_text_encoder(pipe, tmp_path):
+    from pyratok_hf.prior.training import build_t2v_pipeline
+
+    pipe.vae.save_pretrained(tmp_path / "tokenizer")
+    pipe.prior.save_pretrained(tmp_path / "prior")
+    pipe.text_encoder.save_pretrained(tmp_path / "text")
+    pipe.tokenizer.save_pretrained(tmp_path / "text")
+    built = build_t2v_pipeline(tmp_path / "tokenizer", tmp_path / "prior", text_encoder_path=str(tmp_path / "text"), output_dir=tmp_path / "t2v")
+    assert sorted(os.listdir(tmp_path / "t2v")) == ["model_index.json", "prior", "vae"]
+    loaded = PyraTokT2VPipeline.from_pretrained(tmp_path / "t2v")
+    loaded.set_progress_bar_config(disable=True)
+    built.set_progress_bar_config(disable=True)
+    expected = run(pipe).frames
+    assert np.array_equal(expected, run(built).frames)
+    assert np.array_equal(expected, run(loaded).frames)
+
+
+def test_export_to_video(pipe, tmp_path):
+    from diffusers.utils import export_to_video
+
+    out = run(pipe, num_frames=9, height=48, width=48)
+    path = export_to_video(out.frames[0], str(tmp_path / "video.mp4"), fps=8)
+    assert os.path.getsize(path) > 0
+
+
+# ----------------------------------------------------------------------------- bad inputs
+def test_empty_prompt_is_unconditional(pipe):
+    out = run(pipe, prompt="")
+    assert out.frames.shape == (1, 5, 32, 32, 3)
+    # An empty prompt and "no text" are the same condition, so guidance has nothing to amplify.
+    assert np.array_equal(out.frames, run(pipe, prompt="", guidance_scale=1.0).frames)
+
+
+@pytest.mark.parametrize("prompt", [42, None, ["ok", 3], [], {"text": "x"}])
+def test_non_string_prompt_raises(pipe, prompt):
+    with pytest.raises(InvalidInputError):
+        run(pipe, prompt=prompt)
+
+
+def test_long_prompt_is_truncated_with_a_warning(pipe):
+    long_prompt = " ".join(["a red ball bounces over a blue box"] * 10)
+    with pytest.warns(UserWarning, match="truncated"):
+        out = run(pipe, prompt=long_prompt)
+    assert out.frames.shape == (1, 5, 32, 32, 3)
+
+
+@pytest.mark.parametrize("size,expected", [(dict(num_frames=6, height=32, width=32), (9, 32, 32)), (dict(num_frames=5, height=30, width=33), (5, 32, 40))])
+def test_invalid_size_is_rounded_up_with_a_warning(pipe, size, expected):
+    with pytest.warns(UserWarning, match="rounded up"):
+        out = pipe("a ball", generator=torch.Generator().manual_seed(0), **size)
+    assert out.frames.shape[1:4] == expected
+
+
+@pytest.mark.parametrize("kwargs", [dict(output_type="latent"), dict(num_frames=0), dict(num_videos_per_prompt=0), dict(temperature=-1.0)])
+def test_bad_arguments_raise(pipe, kwargs):
+    with pytest.raises(InvalidInputError):
+        run(pipe, **kwargs)
+
+
+# ----------------------------------------------------------------------------- command line
+def _cli_args(**overrides):
+    from pyratok_hf.pipeline_pyratok_t2v import add_cli_args
+
+    parser = argparse.ArgumentParser()
+    add_cli_args(parser)
+    argv = [overrides.pop("prompt", "a red ball"), "-o", overrides.pop("output")]
+    for key, value in overrides.items():
+        argv += [f"--{key.replace('_', '-')}", str(value)]
+    return parser.parse_args(argv)
+
+
+def test_cli_writes_a_video(pipe, tmp_path):
+    from pyratok_hf.pipeline_pyratok_t2v import run_cli
+
+    pipe.save_pretrained(tmp_path / "pipe")
+    args = _cli_args(output=str(tmp_path / "out.mp4"), model=str(tmp_path / "pipe"), seed=3, num_frames=5, height=32, width=32)
+    assert run_cli(args) == 0
+    assert os.path.getsize(tmp_path / "out.mp4") > 0
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]
+
+
+def test_cli_without_bundled_pipeline_says_what_to_do(tmp_path, monkeypatch):
+    import pyratok_hf
+    from pyratok_hf.pipeline_pyratok_t2v import run_cli
+
+    monkeypatch.setattr(pyratok_hf, "bundled_pipeline_path", lambda: str(tmp_path / "missing"))
+    with pytest.raises(PyraTokError, match="--model"):
+        run_cli(_cli_args(output=str(tmp_path / "out.mp4")))
+
+
+@pytest.mark.slow
+def test_pyratok_generate_command_in_a_fresh_process(pipe, tmp_path):
+    """A new interpreter has imported nothing of ours: loading must import the component classes itself."""
+    import subprocess
+    import sys
+
+    pipe.save_pretrained(tmp_path / "pipe")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "pyratok_hf.cli", "generate", "a red ball", "-o", str(tmp_path / "clip.mp4"),
+               "--model", str(tmp_path / "pipe"), "--num-frames", "5", "--height", "32", "--width", "32"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert os.path.getsize(tmp_path / "clip.mp4") > 0
