@@ -20,11 +20,10 @@ from .modeling_pyratok import (
 )
 
 register_auto_classes()
+from .prior import PyraTokPriorConfig, PyraTokPriorModel  # noqa: E402  (registers model_type "pyratok_prior")
 
 _LAZY = {
     "AutoencoderPyraTok": ".autoencoder_pyratok",
-    "PyraTokPriorConfig": ".prior",
-    "PyraTokPriorModel": ".prior",
     "PyraTokT2VPipeline": ".pipeline_pyratok_t2v",
     "PyraTokT2VPipelineOutput": ".pipeline_pyratok_t2v",
     "FrozenTextEncoder": ".text_encoder",
@@ -56,6 +55,10 @@ __all__ = [
     "PyraTokDecoderOutput",
     "PyraTokModelOutput",
     "AutoencoderPyraTok",
+    "PyraTokPriorConfig",
+    "PyraTokPriorModel",
+    "PyraTokT2VPipeline",
+    "PyraTokT2VPipelineOutput",
     "PyraTokError",
     "InvalidInputError",
     "ConfigError",

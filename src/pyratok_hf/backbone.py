@@ -9,12 +9,12 @@ backbone computed, whatever the chunking.
 
 from __future__ import annotations
 
+import functools
 from contextlib import contextmanager
 
 import torch
 from diffusers import AutoencoderKLWan
 from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d, WanResample, WanResidualDownBlock
-from peft.tuners.lora.layer import Conv3d as LoraConv3d
 from torch import nn
 
 
@@ -27,50 +27,57 @@ def stage_output_indices(encoder: nn.Module) -> list[int]:
     return ends + [len(blocks) - 1]
 
 
-class _CausalConvForLoRA(WanCausalConv3d):
-    """A ``WanCausalConv3d`` with the constructor peft expects (``groups``, ``bias``), used only to build adapters."""
+@functools.lru_cache(maxsize=1)
+def lora_layer_class():
+    """The PEFT LoRA layer for ``WanCausalConv3d`` (built on first use, so peft is only needed for LoRA)."""
+    from peft.tuners.lora.layer import Conv3d as LoraConv3d
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1, bias=True):
-        if groups != 1:
-            raise ValueError("LoRA on a grouped WanCausalConv3d is not supported.")
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding)
-        if not bias:
-            self.register_parameter("bias", None)
+    class _CausalConvForLoRA(WanCausalConv3d):
+        """A ``WanCausalConv3d`` with the constructor peft expects (``groups``, ``bias``), used only to build adapters."""
+
+        def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1, bias=True):
+            if groups != 1:
+                raise ValueError("LoRA on a grouped WanCausalConv3d is not supported.")
+            super().__init__(in_channels, out_channels, kernel_size, stride, padding)
+            if not bias:
+                self.register_parameter("bias", None)
 
 
-class LoraWanCausalConv3d(LoraConv3d):
-    """PEFT LoRA for Wan's causal conv, registered with ``LoraConfig._register_custom_module``.
+    class LoraWanCausalConv3d(LoraConv3d):
+        """PEFT LoRA for Wan's causal conv, registered with ``LoraConfig._register_custom_module``.
 
-    peft's own Conv3d adapter runs ``lora_A`` on the raw input, but Wan's conv pads causally (and prepends its
-    frame cache) inside ``forward``; here ``lora_A`` is itself a causal conv with the base layer's padding and
-    receives the same ``cache_x``, so the adapter sees exactly what the base layer sees. Merging is peft's.
-    """
+        peft's own Conv3d adapter runs ``lora_A`` on the raw input, but Wan's conv pads causally (and prepends its
+        frame cache) inside ``forward``; here ``lora_A`` is itself a causal conv with the base layer's padding and
+        receives the same ``cache_x``, so the adapter sees exactly what the base layer sees. Merging is peft's.
+        """
 
-    def update_layer(self, adapter_name, r, lora_alpha, config, **kwargs):
-        base = self.get_base_layer()
-        pad = base._padding  # (w, w, h, h, 2*t, 0): recover the constructor's padding for lora_A
-        saved = base.__class__, base.padding
-        base.__class__, base.padding = _CausalConvForLoRA, (pad[4] // 2, pad[2], pad[0])
-        try:
-            super().update_layer(adapter_name, r, lora_alpha=lora_alpha, config=config, **kwargs)
-        finally:
-            base.__class__, base.padding = saved
+        def update_layer(self, adapter_name, r, lora_alpha, config, **kwargs):
+            base = self.get_base_layer()
+            pad = base._padding  # (w, w, h, h, 2*t, 0): recover the constructor's padding for lora_A
+            saved = base.__class__, base.padding
+            base.__class__, base.padding = _CausalConvForLoRA, (pad[4] // 2, pad[2], pad[0])
+            try:
+                super().update_layer(adapter_name, r, lora_alpha=lora_alpha, config=config, **kwargs)
+            finally:
+                base.__class__, base.padding = saved
 
-    def forward(self, x, cache_x=None, *args, **kwargs):
-        if self.disable_adapters:
+        def forward(self, x, cache_x=None, *args, **kwargs):
+            if self.disable_adapters:
+                if self.merged:
+                    self.unmerge()
+                return self.base_layer(x, cache_x)
+            result = self.base_layer(x, cache_x)
             if self.merged:
-                self.unmerge()
-            return self.base_layer(x, cache_x)
-        result = self.base_layer(x, cache_x)
-        if self.merged:
+                return result
+            for name in self.active_adapters:
+                if name not in self.lora_A:
+                    continue
+                lora_input = self._cast_input_dtype(self.lora_dropout[name](x), self.lora_A[name].weight.dtype)
+                cache = None if cache_x is None else cache_x.to(lora_input.dtype)
+                result = result + self.lora_B[name](self.lora_A[name](lora_input, cache)).to(result.dtype) * self.scaling[name]
             return result
-        for name in self.active_adapters:
-            if name not in self.lora_A:
-                continue
-            lora_input = self._cast_input_dtype(self.lora_dropout[name](x), self.lora_A[name].weight.dtype)
-            cache = None if cache_x is None else cache_x.to(lora_input.dtype)
-            result = result + self.lora_B[name](self.lora_A[name](lora_input, cache)).to(result.dtype) * self.scaling[name]
-        return result
+
+    return LoraWanCausalConv3d
 
 
 class WanBackbone(nn.Module):
@@ -78,7 +85,7 @@ class WanBackbone(nn.Module):
 
     ``self.vae`` is the untouched diffusers model, so its weights keep diffusers' names (``vae.encoder.*``,
     ``vae.decoder.*``, ``vae.quant_conv.*``) and any saved Wan VAE loads into it; PEFT adapters attach to it
-    with ``backbone.vae.add_adapter(LoraConfig(...))``.
+    with :meth:`add_lora` (PEFT, with a LoRA layer that understands Wan's causal padding and cache).
     """
 
     def __init__(self, vae_config: dict):
@@ -156,7 +163,7 @@ class WanBackbone(nn.Module):
 
         targets = target_modules or self.default_lora_targets()
         config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, init_lora_weights=True)
-        config._register_custom_module({WanCausalConv3d: LoraWanCausalConv3d})
+        config._register_custom_module({WanCausalConv3d: lora_layer_class()})
         inject_adapter_in_model(config, self.vae, adapter_name="default")
 
     def lora_layers(self):

@@ -190,10 +190,11 @@ class PyraTokCore:
             raise InvalidInputError(
                 f"pixel_values must be floating point in [-1, 1], got {pixel_values.dtype}; for uint8 frames use x / 127.5 - 1."
             )
-        if not torch.isfinite(pixel_values).all():
+        # One pass and no clip-sized temporary (an 8K clip is GBs): min/max propagate NaN and expose +-Inf.
+        low, high = (float(v) for v in torch.aminmax(pixel_values))
+        if not (math.isfinite(low) and math.isfinite(high)):
             raise InvalidInputError("pixel_values contains NaN or Inf; clean the input (e.g. torch.nan_to_num) before encoding.")
         tol = self.pyratok_config.input_value_tolerance
-        low, high = float(pixel_values.min()), float(pixel_values.max())
         if low < -1 - tol or high > 1 + tol:
             raise InvalidInputError(
                 f"pixel_values must be in [-1, 1], got values in [{low:.3g}, {high:.3g}]. "
@@ -456,6 +457,7 @@ class PyraTokCore:
             for lg in enc.level_logits:
                 token_text = token_text + L.token_text_alignment_loss(lg, text_code, c.entropy_inv_temperature)
                 codebook_text = codebook_text + L.codebook_text_alignment_loss(lg, text_code, c.entropy_inv_temperature)
+                codebook_text = codebook_text + L.text_code_fit_loss(lg, text_code, c.entropy_inv_temperature)
             if c.contrastive_weight:
                 video = torch.stack(self.video_embeddings(enc.level_codes), 0).mean(0)
                 contrast = L.contrastive_loss(video, self.text_projection(pooled), c.contrastive_temperature)

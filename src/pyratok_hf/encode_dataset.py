@@ -154,7 +154,15 @@ def _resolve_world(args) -> tuple[int, int, Any]:
         return rank, world, None
     from accelerate import PartialState
 
-    state = PartialState()
+    # Without an accelerator, Accelerate only sets up CPU processes (gloo) when asked for the CPU explicitly.
+    on_cpu = (args.device or "").startswith("cpu") or not torch.cuda.is_available()
+    state = PartialState(cpu=on_cpu)
+    launched = max(int(os.environ.get(name, "1") or 1) for name in ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE"))
+    if state.num_processes == 1 and launched > 1:
+        raise InvalidInputError(
+            f"launched as {launched} processes but Accelerate set up {state.num_processes}; every process would encode "
+            "the same samples. Check the accelerate launch settings, or pass --rank/--world-size explicitly."
+        )
     return state.process_index, state.num_processes, state
 
 

@@ -141,6 +141,16 @@ def codebook_text_alignment_loss(logits: torch.Tensor, text_code_logits: torch.T
     return bernoulli_kl(usage, torch.sigmoid(text_code_logits.float()).detach()).mean()
 
 
+def text_code_fit_loss(logits: torch.Tensor, text_code_logits: torch.Tensor, inv_temperature: float) -> torch.Tensor:
+    """KL(sg(usage) || p_text): trains the text-code head to predict each clip's per-bit usage.
+
+    The two alignment terms above stop the gradient on the text side (Eq. 2's sg(e_t)), so without this term
+    the head that turns text into a per-bit code would keep its random initialisation.
+    """
+    p_tok = torch.sigmoid(bit_logits(logits.float(), inv_temperature)).reshape(logits.shape[0], -1, logits.shape[-1])
+    return bernoulli_kl(p_tok.mean(1).detach(), torch.sigmoid(text_code_logits.float())).mean()
+
+
 def contrastive_loss(video_embeds: torch.Tensor, text_embeds: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
     """Symmetric InfoNCE over the batch (zero for a batch of one, where there is nothing to contrast)."""
     if video_embeds.shape[0] < 2:

@@ -254,18 +254,18 @@ def build_demo():
             zs_video = gr.Video(label="video", sources=["upload"])
             gr.Examples([[example]], inputs=[zs_video])
             with gr.Tab("Classify"):
-                labels = gr.Textbox(label="labels, comma separated", value="a city street, a red circle, a cat, a galaxy")
+                labels = gr.Textbox(label="labels, comma separated", value="skyscrapers at night, a red circle, a cat, a galaxy")
                 classify_btn = gr.Button("Classify")
                 label_out = gr.Label(label="scores")
                 classify_btn.click(_wrap(zero_shot_classify), [zs_video, labels], label_out, api_name="classify")
             with gr.Tab("Localize an action"):
-                query = gr.Textbox(label="action", value="a car drives by")
+                query = gr.Textbox(label="action", value="the camera tilts up")
                 localize_btn = gr.Button("Localize")
                 timeline = gr.Image(label="timeline")
                 segments = gr.JSON(label="segments")
                 localize_btn.click(_wrap(zero_shot_localize), [zs_video, query], [timeline, segments], api_name="localize")
             with gr.Tab("Segment an object"):
-                seg_query = gr.Textbox(label="object", value="the street")
+                seg_query = gr.Textbox(label="object", value="the lit windows")
                 use_crf = gr.Checkbox(label="dense-CRF refinement", value=False)
                 segment_btn = gr.Button("Segment")
                 heat = gr.Image(label="heat maps")

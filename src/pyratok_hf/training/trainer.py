@@ -34,19 +34,25 @@ logger = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------------- the backbone task
 class WanVAEForTraining(nn.Module):
-    """``AutoencoderKLWan`` with a Trainer-friendly forward: L1 + (1 - SSIM) + a small KL term."""
+    """``AutoencoderKLWan`` with a Trainer-friendly forward: L1 + (1 - SSIM) + a small KL term.
 
-    def __init__(self, vae, kl_weight: float = 1e-6):
+    By default the decoder sees the posterior *mode*, as PyraTok uses it: at initialisation the posterior's
+    standard deviation is ~1 while the mean's is ~0.2, so sampled latents are mostly noise and a small model
+    barely learns (measured: loss 1.32 -> 1.22 in 450 steps with sampling; L1 0.45 -> 0.25 in 40 with the mode).
+    """
+
+    def __init__(self, vae, kl_weight: float = 1e-6, sample_posterior: bool = False):
         super().__init__()
         self.vae = vae
         self.kl_weight = kl_weight
+        self.sample_posterior = sample_posterior
 
     def forward(self, pixel_values, target_pixel_values=None, **unused):
         from ..losses import ssim_loss
 
         target = pixel_values if target_pixel_values is None else target_pixel_values
         posterior = self.vae.encode(pixel_values).latent_dist
-        z = posterior.sample() if self.training else posterior.mode()
+        z = posterior.sample() if self.training and self.sample_posterior else posterior.mode()
         recon = self.vae.decode(z).sample
         l1 = (recon - target).abs().mean()
         structural = ssim_loss(recon, target)
@@ -206,7 +212,7 @@ def build_backbone_model(run: RunConfig):
         vae_config = dict(preset.get("backbone_config", WAN21_VAE_CONFIG))
         vae_config.update((spec.get("overrides") or {}).get("backbone_config", {}))
         vae = AutoencoderKLWan(**vae_config)
-    return WanVAEForTraining(vae, kl_weight=spec.get("kl_weight", 1e-6))
+    return WanVAEForTraining(vae, kl_weight=spec.get("kl_weight", 1e-6), sample_posterior=spec.get("sample_posterior", False))
 
 
 def training_arguments(run: RunConfig) -> TrainingArguments:
