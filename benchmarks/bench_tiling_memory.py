@@ -10,7 +10,9 @@ round trip (tokenize + reconstruct). Modes:
   chunk) with the same tiles; each decoded chunk is written into the uint8 buffer, as a video writer would.
 * ``untiled``: ``model.encode`` + ``model.decode`` without tiling (only where it fits).
 
-    python benchmarks/bench_tiling_memory.py                 # 720p + 4K (5 frames) + 8K stream + PSNR check
+    python benchmarks/bench_tiling_memory.py                 # 720p + 4K (5 frames), streaming, PSNR check
+    python benchmarks/bench_tiling_memory.py --only-8k       # the 4320x7680 round trip
+    python benchmarks/bench_tiling_memory.py --clip-length   # memory vs clip length: streaming vs whole clip
     python benchmarks/bench_tiling_memory.py --quick         # 360p + 720p + PSNR check (no 4K / 8K)
     python benchmarks/bench_tiling_memory.py --model DIR     # a trained tokenizer instead of random weights
 """
@@ -50,8 +52,79 @@ def psnr(a, b) -> float:
     return 10 * math.log10(1.0 / mse) if mse > 0 else float("inf")
 
 
+def length_worker(spec: dict) -> dict:
+    """Peak memory of tokenizing a clip of ``latent_frames`` latent frames, streamed or whole (no tiling)."""
+    import torch
+
+    from pyratok_hf.streaming import encode_streaming
+
+    model = C.load_model(spec.get("model"), "pyratok-tiny")
+    frames = 1 + 4 * (spec["latent_frames"] - 1)
+    size = spec["size"]
+
+    def frame_source():  # frames made on the fly, as a decoder reading a file would deliver them
+        for t in range(frames):
+            yield synthetic_clip(1, size, size)[:, :, 0] if t % 2 == 0 else -synthetic_clip(1, size, size)[:, :, 0]
+
+    clip = torch.stack(list(frame_source()), dim=2) if spec["mode"] == "whole" else None
+
+    def tokenize():
+        with torch.inference_mode():
+            if clip is not None:
+                return model.encode(clip).token_ids[-1].shape
+            for _ in encode_streaming(model, frame_source(), chunk_latent_frames=1):
+                pass
+            return None
+
+    with torch.inference_mode():  # warm-up on a short clip: one-time allocations (thread pools, kernel caches)
+        model.encode(synthetic_clip(5, size, size))
+        list(encode_streaming(model, synthetic_clip(5, size, size), chunk_latent_frames=1))
+    _, memory = C.measure_peak_rss(tokenize)
+    with C.tensor_peak_tracker() as tracker:
+        tokenize()
+    return {**spec, **memory, "tensor_peak_mb": tracker.peak / 2**20}
+
+
+def clip_length_sweep(args) -> None:
+    results = []
+    for latent_frames in (5, 9, 17, 33):
+        for mode in ("stream", "whole"):
+            spec = {"length": True, "mode": mode, "latent_frames": latent_frames, "size": 64, "model": args.model, "threads": args.threads}
+            results.append(C.run_worker(__file__, spec, timeout=3600, threads=args.threads))
+            print("  ", mode, latent_frames, {k: results[-1].get(k) for k in ("peak_rss_delta_mb", "tensor_peak_mb", "error")}, flush=True)
+    rows = []
+    for latent_frames in (5, 9, 17, 33):
+        pair = {r["mode"]: r for r in results if r.get("latent_frames") == latent_frames and "error" not in r}
+        rows.append([f"{1 + 4 * (latent_frames - 1)} frames ({latent_frames} latent)"] + [
+            f"{C.fmt(pair[m]['tensor_peak_mb'], suffix=' MB')} / {C.fmt(pair[m]['peak_rss_delta_mb'], suffix=' MB')}" if m in pair else "n/a"
+            for m in ("stream", "whole")
+        ])  # fmt: skip
+    table = C.print_table(
+        "Tokenizer memory vs clip length, 64x64 frames (peak live tensors / peak RSS above baseline)",
+        ["clip", "encode_streaming (1 latent frame per chunk)", "model.encode (whole clip)"],
+        rows,
+    )
+    C.write_results("bench_clip_length_memory", {"command": " ".join(["python"] + sys.argv), "machine": C.machine_info(args.threads),
+                                                 "results": results, "table": table})  # fmt: skip
+    plt = C.pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for mode, marker in (("stream", "o"), ("whole", "s")):
+        points = sorted((r["latent_frames"], r["tensor_peak_mb"]) for r in results if r.get("mode") == mode and "error" not in r)
+        ax.plot([1 + 4 * (n - 1) for n, _ in points], [m for _, m in points], marker=marker,
+                label="encode_streaming" if mode == "stream" else "model.encode (whole clip)")  # fmt: skip
+    ax.set_xlabel("frames in the clip (64x64)")
+    ax.set_ylabel("peak live tensor MB")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("Tokenizer memory vs clip length", fontsize=10)
+    print("plot:", C.save_plot(fig, "perf_memory_vs_clip_length"))
+
+
 def worker(spec: dict) -> dict:
     import torch
+
+    if spec.get("length"):
+        return length_worker(spec)
 
     from pyratok_hf.streaming import decode_streaming, encode_streaming
 
@@ -94,19 +167,29 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=5)
     parser.add_argument("--model", default=None, help="tokenizer folder (default: pyratok-tiny with random weights)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1: the machine is shared)")
-    parser.add_argument("--skip-8k", action="store_true")
+    parser.add_argument("--only-8k", action="store_true", help="only the 4320x7680 round trip (results in bench_tiling_memory_8k.json)")
+    parser.add_argument("--clip-length", action="store_true", help="only memory vs clip length, streamed vs whole (64x64 frames)")
     args = parser.parse_args()
+    if args.clip_length:
+        clip_length_sweep(args)
+        return
     sizes = [(360, 640), (720, 1280)] if args.quick else [(720, 1280), (2160, 3840)]
     cases = []
-    for height, width in sizes:
-        for mode in ("stream", "whole"):
-            cases.append({"mode": mode, "height": height, "width": width, "frames": args.frames})
-    cases.append({"mode": "untiled", "height": sizes[0][0], "width": sizes[0][1], "frames": args.frames})
-    if not args.quick and not args.skip_8k:
-        cases.append({"mode": "stream", "height": 4320, "width": 7680, "frames": args.frames})
+    if args.only_8k:
+        sizes = [(4320, 7680)]
+        cases.append({"mode": "whole", "height": 4320, "width": 7680, "frames": args.frames})
+    else:
+        cases += [{"mode": "whole", "height": h, "width": w, "frames": args.frames} for h, w in sizes]
+        # Streaming keeps one causal cache per tile (2 frames of every conv input): constant in T, but ~KB per pixel.
+        cases += [{"mode": "stream", "height": h, "width": w, "frames": args.frames} for h, w in ((360, 640), (720, 1280))]
+        cases.append({"mode": "untiled", "height": 720 if not args.quick else 360, "width": 1280 if not args.quick else 640, "frames": args.frames})
+    # Tiled vs untiled quality is read from the runs at this size (both fit untiled).
+    quality_size = (360, 640) if args.quick else (720, 1280)
     results = []
     for case in cases:
         spec = {**case, "model": args.model, "threads": args.threads}
+        if (case["height"], case["width"]) == quality_size and case["mode"] in ("whole", "untiled"):
+            spec["psnr"] = str(C.RESULTS_DIR / f".recon_{case['mode']}.pt")
         print(f"running {case} ...", flush=True)
         results.append(C.run_worker(__file__, spec, timeout=3 * 3600, threads=args.threads))
         print("  ->", {k: results[-1].get(k) for k in ("peak_rss_delta_mb", "seconds", "error")}, flush=True)
@@ -114,7 +197,7 @@ def main() -> None:
     by_key = {(r.get("mode"), r.get("height")): r for r in results if "error" not in r}
     rows = []
     for r, case in zip(results, cases):
-        base = by_key.get((case["mode"], sizes[0][0]))
+        base = by_key.get(("whole", sizes[0][0])) if case["mode"] == "whole" else by_key.get((case["mode"], min(r.get("height", 1e9) for r in results if r.get("mode") == case["mode"])))
         ratio = r["peak_rss_delta_mb"] / base["peak_rss_delta_mb"] if base and "error" not in r else None
         rows.append([
             f"{case['height']}x{case['width']}x{case['frames']}", case["mode"],
@@ -126,27 +209,24 @@ def main() -> None:
         ])  # fmt: skip
     table = C.print_table(
         f"Peak working memory of tokenize + reconstruct (tiles {TILE}px, stride {STRIDE}px, {args.threads} thread)",
-        ["clip", "mode", "input clip", "peak RSS above baseline", f"vs {sizes[0][0]}p same mode", "pixels vs smallest", "time"],
+        ["clip", "mode", "input clip", "peak RSS above baseline", "vs smallest, same mode", "pixels vs first", "time"],
         rows,
     )  # fmt: skip
 
-    # Tiled vs untiled quality on a clip where both fit.
-    quality_size = (368, 640) if args.quick else (736, 1280)
-    quality = {}
-    for mode in ("untiled", "whole"):
-        path = str(C.RESULTS_DIR / f".recon_{mode}.pt")
-        spec = {"mode": mode, "height": quality_size[0], "width": quality_size[1], "frames": args.frames, "model": args.model,
-                "threads": args.threads, "psnr": path}  # fmt: skip
-        quality[mode] = C.run_worker(__file__, spec, timeout=3 * 3600, threads=args.threads)
+    if args.only_8k:
+        C.write_results("bench_tiling_memory_8k", {"command": " ".join(["python"] + sys.argv), "machine": C.machine_info(args.threads),
+                                                   "tile": TILE, "stride": STRIDE, "results": results, "table": table})  # fmt: skip
+        return
+    quality = {r["mode"]: r for r in results if "psnr_db" in r}
     import torch
 
     psnr_table = ""
-    if all("psnr_db" in q for q in quality.values()):
+    if "whole" in quality and "untiled" in quality:
         a = torch.load(str(C.RESULTS_DIR / ".recon_untiled.pt"))
         b = torch.load(str(C.RESULTS_DIR / ".recon_whole.pt"))
         between = psnr(a, b)
-        for mode in quality:
-            os.remove(str(C.RESULTS_DIR / f".recon_{mode if mode != 'whole' else 'whole'}.pt"))
+        for mode in ("untiled", "whole"):
+            os.remove(str(C.RESULTS_DIR / f".recon_{mode}.pt"))
         quality["tiled_vs_untiled_psnr_db"] = between
         psnr_table = C.print_table(
             f"Tiled vs untiled reconstruction, {quality_size[0]}x{quality_size[1]}x{args.frames} ({'given model' if args.model else 'random weights'})",

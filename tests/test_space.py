@@ -24,6 +24,14 @@ pytestmark = pytest.mark.skipif(
 SAMPLE = str(Path(space_app.__file__).resolve().parent / "assets" / "city_sample.mp4")
 
 
+def _upload_dir():
+    from pyratok_hf import space_app as _space
+
+    folder = _space.upload_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -89,12 +97,12 @@ def test_limits_and_path_traversal(tmp_path, monkeypatch):
     with pytest.raises(space_app.UserInputError, match="not an upload"):
         space_app.check_video_file("/etc/passwd")
     with pytest.raises(space_app.UserInputError, match="not an upload"):
-        space_app.check_video_file(os.path.join(tempfile.gettempdir(), "..", "etc", "passwd"))
-    inside = Path(tempfile.mkdtemp()) / "clip.txt"
+        space_app.check_video_file(os.path.join(str(space_app.upload_dir()), "..", "..", "etc", "passwd"))
+    inside = Path(tempfile.mkdtemp(dir=_upload_dir())) / "clip.txt"
     inside.write_text("x")
     with pytest.raises(space_app.UserInputError, match="Unsupported file type"):
         space_app.check_video_file(str(inside))
-    big = Path(tempfile.mkdtemp()) / "big.mp4"
+    big = Path(tempfile.mkdtemp(dir=_upload_dir())) / "big.mp4"
     with open(big, "wb") as f:
         f.truncate(2 * 2**20)
     monkeypatch.setattr(space_app, "MAX_UPLOAD_MB", 1)

@@ -55,8 +55,8 @@ video_hat = model.decode(token_ids=enc.token_ids, output_shape=enc.input_shape).
 ## Recipe
 
 `make train-tiny` (examples/recipes/train_tiny.sh): build the offline corpus (seed 0), train the backbone
-(examples/configs/tiny_backbone.yaml), then PyraTok stage 1 (masked, 100 steps) and stage 2 (text
-alignment, 200 steps). Training summary: {train_summary}
+(examples/configs/tiny_backbone.yaml), then PyraTok stage 1 (masked, 80 steps) and stage 2 (text
+alignment, 150 steps). Training summary: {train_summary}
 
 ## Limitations
 

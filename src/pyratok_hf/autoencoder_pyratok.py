@@ -115,7 +115,10 @@ class AutoencoderPyraTok(PyraTokCore, ModelMixin, AutoencoderMixin, ConfigMixin)
             data = {k: v for k, v in json.load(f).items() if not k.startswith("_")}
         model = cls(PyraTokConfig.from_dict(data))
         state = load_file(os.path.join(folder, "diffusion_pytorch_model.safetensors"))
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as err:  # shape mismatches; torch's message names each tensor
+            raise CheckpointError(f"{folder}: weights do not match config.json: {err}") from err
         if missing or unexpected:
             raise CheckpointError(f"{folder}: weights do not match config.json (missing {missing[:5]}, unexpected {unexpected[:5]}).")
         return model

@@ -59,11 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         result = getattr(importlib.import_module(args._module), args._run)(args)
-    except PyraTokError as err:
-        print(f"pyratok {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as err:
-        print(f"pyratok {args.command}: error: {err}", file=sys.stderr)
+    except (PyraTokError, OSError) as err:  # OSError: missing input, unwritable output, disk full
+        message = " ".join(str(err).split())  # one line even when a library's message spans several
+        print(f"pyratok {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"pyratok {args.command}: interrupted; outputs written so far are complete files.", file=sys.stderr)

@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from .errors import InvalidInputError, PyraTokError
+from .errors import CheckpointError, InvalidInputError, PyraTokError
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,8 @@ def load_model(name_or_path: str | None = None, device: str | None = None):
     path = name_or_path or bundled_model_path()
     if name_or_path is None and not os.path.isfile(os.path.join(path, "config.json")):
         raise PyraTokError(f"the bundled model is missing at {path}; reinstall the package or pass --model PATH_OR_ID.")
+    if name_or_path is not None and (os.path.isabs(path) or path.startswith(".") or os.path.exists(path)) and not os.path.isdir(path):
+        raise CheckpointError(f"model folder {path} not found; pass a folder written by save_pretrained (or a Hub id).")
     model = PyraTokModel.from_pretrained(path)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(device).eval()
@@ -166,9 +168,29 @@ def load_tokens(path: str):
     if metadata.get("format") != TOKEN_FORMAT:
         raise InvalidInputError(f"{path} is not a PyraTok token file (format {metadata.get('format')!r}); make it with pyratok encode.")
     levels = [f"level_{i}" for i in range(len(keys))]
-    if keys != sorted(levels):
-        raise InvalidInputError(f"{path}: expected tensors level_0..level_{len(keys) - 1}, found {keys}.")
+    if not keys or keys != sorted(levels):
+        raise InvalidInputError(f"{path}: expected tensors level_0..level_{max(len(keys) - 1, 0)}, found {keys}.")
+    _check_token_metadata(path, metadata, [tensors[name] for name in levels])
     return [tensors[name] for name in levels], metadata
+
+
+def _check_token_metadata(path: str, metadata: dict, token_ids: list) -> None:
+    """The fields ``pyratok decode`` reads must parse, so a damaged file is an InvalidInputError, not a traceback."""
+    for i, ids in enumerate(token_ids):
+        if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool or ids.dim() not in (3, 4):
+            raise InvalidInputError(f"{path}: level_{i} must be an integer grid [t, h, w] or [B, t, h, w], got {ids.dtype} {tuple(ids.shape)}.")
+    try:
+        shape = json.loads(metadata["input_shape"]) if "input_shape" in metadata else [1, 1, 1]
+        fps = float(metadata.get("fps", 8.0))
+        num_levels = int(metadata.get("num_levels", len(token_ids)))
+    except (TypeError, ValueError) as err:
+        raise InvalidInputError(f"{path}: damaged metadata ({err}); re-run pyratok encode.") from None
+    if shape is not None and (not isinstance(shape, list) or len(shape) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape)):
+        raise InvalidInputError(f"{path}: metadata input_shape must be [T, H, W] of positive integers, got {metadata.get('input_shape')!r}.")
+    if not (fps > 0 and fps < float("inf")):
+        raise InvalidInputError(f"{path}: metadata fps must be a positive number, got {metadata.get('fps')!r}.")
+    if num_levels != len(token_ids):
+        raise InvalidInputError(f"{path}: metadata says {num_levels} levels but the file holds {len(token_ids)}; the file is damaged.")
 
 
 def run_encode(args) -> int:

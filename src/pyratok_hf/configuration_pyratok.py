@@ -13,6 +13,7 @@ latent, no lateral taps, outputs scaled by 2^-l).
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 from transformers import PretrainedConfig
@@ -59,6 +60,47 @@ TINY_VAE_CONFIG: dict[str, Any] = {
 }
 
 MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+
+#: More levels than this would shrink any video below one token per level; also bounds the default lists.
+MAX_LEVELS = 32
+
+# Field kinds checked by ``PyraTokConfig.validate`` (a wrong type must be a ConfigError, not a TypeError later).
+_POSITIVE_INT_FIELDS = ("level_hidden_dim", "text_hidden_size", "text_max_length", "text_embed_dim", "num_attention_heads", "projection_dim", "max_pixels_untiled")
+_NON_NEGATIVE_FIELDS = (
+    "recon_weight", "codebook_weight", "ar_weight", "drift_weight", "l1_weight", "ssim_weight", "perceptual_weight",
+    "commitment_weight", "entropy_weight", "sample_entropy_weight", "codebook_entropy_weight", "level_kl_weight",
+    "token_text_weight", "codebook_text_weight", "contrastive_weight", "input_value_tolerance",
+)  # fmt: skip
+_POSITIVE_FIELDS = ("entropy_inv_temperature", "contrastive_temperature", "drift_temperature")
+_BOOL_FIELDS = ("normalize_latents", "detach_residual", "use_text_conditioning", "auto_tiling")
+_OPTIONAL_STR_FIELDS = ("backbone_pretrained", "backbone_subfolder", "text_encoder_name_or_path")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_structured_fields(backbone_config, num_levels, sequences: dict) -> None:
+    """Type checks that must run before ``__init__`` derives defaults from these fields, so a wrong type is a
+    :class:`ConfigError` instead of an AttributeError / TypeError / MemoryError inside ``__init__``."""
+    if backbone_config is not None:
+        if not isinstance(backbone_config, dict):
+            raise ConfigError(f"backbone_config must be a dict of AutoencoderKLWan arguments, got {type(backbone_config).__name__}.")
+        for key in ("base_dim", "z_dim", "num_res_blocks", "scale_factor_spatial", "scale_factor_temporal"):
+            if key in backbone_config and not (_is_int(backbone_config[key]) and backbone_config[key] >= 1):
+                raise ConfigError(f"backbone_config[{key!r}] must be a positive integer, got {backbone_config[key]!r}.")
+        dim_mult = backbone_config.get("dim_mult", [1])
+        if not isinstance(dim_mult, (list, tuple)) or not dim_mult or not all(_is_int(m) and m >= 1 for m in dim_mult):
+            raise ConfigError(f"backbone_config['dim_mult'] must be a non-empty list of positive integers, got {dim_mult!r}.")
+    if not _is_int(num_levels) or not 1 <= num_levels <= MAX_LEVELS:
+        raise ConfigError(f"num_levels must be an integer in [1, {MAX_LEVELS}], got {num_levels!r}.")
+    for name, value in sequences.items():
+        if value is not None and (not isinstance(value, (list, tuple)) or not all(_is_number(v) for v in value)):
+            raise ConfigError(f"{name} must be a list of numbers, got {value!r}.")
 
 
 class PyraTokConfig(PretrainedConfig):
@@ -167,6 +209,11 @@ class PyraTokConfig(PretrainedConfig):
         auto_tiling: bool = True,
         **kwargs,
     ):
+        _check_structured_fields(backbone_config, num_levels, {
+            "latents_mean": latents_mean, "latents_std": latents_std, "lateral_stages": lateral_stages,
+            "level_spatial_downsample": level_spatial_downsample, "level_temporal_downsample": level_temporal_downsample,
+            "level_scales": level_scales,
+        })  # fmt: skip
         self.backbone_config = copy.deepcopy(backbone_config) if backbone_config is not None else dict(WAN21_VAE_CONFIG)
         self.backbone_pretrained = backbone_pretrained
         self.backbone_subfolder = backbone_subfolder
@@ -259,17 +306,33 @@ class PyraTokConfig(PretrainedConfig):
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the field when the configuration cannot describe a model."""
+        for name in _POSITIVE_INT_FIELDS:
+            if not (_is_int(getattr(self, name)) and getattr(self, name) >= 1):
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}.")
+        for name in _NON_NEGATIVE_FIELDS + _POSITIVE_FIELDS + ("text_condition_scale",):
+            value = getattr(self, name)
+            if not _is_number(value) or (name in _NON_NEGATIVE_FIELDS and value < 0) or (name in _POSITIVE_FIELDS and value <= 0):
+                rule = "> 0" if name in _POSITIVE_FIELDS else ">= 0" if name in _NON_NEGATIVE_FIELDS else "finite"
+                raise ConfigError(f"{name} must be a finite number {rule}, got {value!r}.")
+        for name in _BOOL_FIELDS:
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}.")
+        for name in _OPTIONAL_STR_FIELDS:
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name} must be a string or None, got {getattr(self, name)!r}.")
+        if not _is_int(self.text_hidden_layer):
+            raise ConfigError(f"text_hidden_layer must be an integer (-1 = last layer), got {self.text_hidden_layer!r}.")
         L = self.num_levels
         if not isinstance(L, int) or L < 1:
             raise ConfigError(f"num_levels must be a positive integer, got {L!r}.")
-        if not isinstance(self.codebook_bits, int) or not 1 <= self.codebook_bits <= 64:
+        if not _is_int(self.codebook_bits) or not 1 <= self.codebook_bits <= 64:
             raise ConfigError(f"codebook_bits must be an integer in [1, 64] (ids are int64), got {self.codebook_bits!r}.")
         for name in ("level_spatial_downsample", "level_temporal_downsample", "level_scales"):
             value = getattr(self, name)
             if len(value) != L:
                 raise ConfigError(f"{name} has {len(value)} entries but num_levels is {L}: give one per level.")
         for name in ("level_spatial_downsample", "level_temporal_downsample"):
-            if any((not isinstance(f, int)) or f < 1 for f in getattr(self, name)):
+            if any((not _is_int(f)) or f < 1 for f in getattr(self, name)):
                 raise ConfigError(f"{name} must hold positive integers, got {getattr(self, name)}.")
         if self.lateral_stages and len(self.lateral_stages) != L:
             raise ConfigError(
@@ -277,7 +340,7 @@ class PyraTokConfig(PretrainedConfig):
                 "stage per level, or an empty list for no lateral taps."
             )
         stages = self.num_encoder_stages
-        bad = [s for s in self.lateral_stages if not 0 <= s < stages]
+        bad = [s for s in self.lateral_stages if not (_is_int(s) and 0 <= s < stages)]
         if bad:
             raise ConfigError(f"lateral_stages {bad} do not exist: the backbone encoder has stages 0..{stages - 1}.")
         if self.layout not in ("pyramid", "release"):

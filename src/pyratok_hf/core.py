@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import operator
 import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -25,7 +26,17 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.utils import ModelOutput
 
-from . import losses as L
+from .losses import (
+    codebook_text_alignment_loss,
+    commitment_loss,
+    contrastive_loss,
+    drift_loss,
+    level_kl_loss,
+    lfq_entropy_loss,
+    reconstruction_loss,
+    text_code_fit_loss,
+    token_text_alignment_loss,
+)
 from .backbone import WanBackbone
 from .errors import InvalidInputError, ResourceLimitError
 from .lapq import LaPQ, level_grid, resize_causal
@@ -78,6 +89,17 @@ class PyraTokModelOutput(ModelOutput):
     loss_terms: dict | None = None
 
 
+def _check_output_shape(output_shape) -> tuple[int, int, int]:
+    """``(T, H, W)`` of positive integers, or :class:`InvalidInputError` (it sizes the latent and the crop)."""
+    try:
+        values = tuple(operator.index(v) for v in output_shape if not isinstance(v, bool))  # numpy ints welcome
+    except TypeError:
+        values = ()
+    if len(values) != 3 or min(values) < 1:
+        raise InvalidInputError(f"output_shape must be (T, H, W) of positive integers (encode(...).input_shape), got {output_shape!r}.")
+    return values
+
+
 # ----------------------------------------------------------------------------- the shared core
 class PyraTokCore:
     """Mixin: build with :meth:`_build_pyratok(config)` from ``__init__`` of an ``nn.Module`` subclass."""
@@ -128,7 +150,11 @@ class PyraTokCore:
         return self.__dict__["_text_encoder"]
 
     def _device(self) -> torch.device:
-        return next(self.lapq.parameters()).device
+        # The release layout without text conditioning has a parameter-free LaPQ: fall back to the heads.
+        return next(self.lapq.parameters(), self.text_to_code.weight).device
+
+    def _backbone_dtype(self) -> torch.dtype:
+        return next(self.backbone.parameters()).dtype
 
     def encode_text(self, text=None, text_embeds=None, text_attention_mask=None, batch_size: int | None = None):
         """Project text to the states levels attend to. Returns ``(states [B,S,E], mask [B,S], pooled [B,E])``
@@ -203,6 +229,11 @@ class PyraTokCore:
         if low < -1 or high > 1:
             warnings.warn(f"pixel_values slightly outside [-1, 1] ([{low:.3g}, {high:.3g}]); clamped.", stacklevel=3)
             pixel_values = pixel_values.clamp(-1, 1)
+        # Compute in the backbone's dtype: float16 / float64 frames would otherwise stop at the first
+        # convolution with a bare "Input type and bias type should be the same" RuntimeError.
+        weight_dtype = self._backbone_dtype()
+        if pixel_values.dtype != weight_dtype:
+            pixel_values = pixel_values.to(weight_dtype)
         return pixel_values, image
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
@@ -337,7 +368,7 @@ class PyraTokCore:
         L_ = self.pyratok_config.num_levels
         if num_levels is None:
             return L_
-        if not isinstance(num_levels, int) or not 1 <= num_levels <= L_:
+        if not isinstance(num_levels, int) or isinstance(num_levels, bool) or not 1 <= num_levels <= L_:
             raise InvalidInputError(f"num_levels must be an integer in [1, {L_}], got {num_levels!r}.")
         return num_levels
 
@@ -347,7 +378,10 @@ class PyraTokCore:
         c = self.pyratok_config
         if torch.is_tensor(token_ids):
             raise InvalidInputError("token_ids must be a tuple/list with one LongTensor per level (coarse to fine), not a single tensor.")
-        token_ids = list(token_ids)
+        try:
+            token_ids = list(token_ids)
+        except TypeError:
+            raise InvalidInputError(f"token_ids must be a tuple/list with one LongTensor per level, got {type(token_ids).__name__}.") from None
         if not 1 <= len(token_ids) <= c.num_levels:
             raise InvalidInputError(f"got {len(token_ids)} token grids but the model has {c.num_levels} levels; pass 1..{c.num_levels} levels, coarse to fine.")
         use = self._check_num_levels(num_levels) if num_levels is not None else len(token_ids)
@@ -356,13 +390,15 @@ class PyraTokCore:
         for i, ids in enumerate(token_ids):
             if not torch.is_tensor(ids) or ids.dim() != 4:
                 raise InvalidInputError(f"token_ids[{i}] must be a LongTensor [B, t, h, w], got {getattr(ids, 'shape', type(ids).__name__)}.")
+            if ids.numel() == 0:
+                raise InvalidInputError(f"token_ids[{i}] is empty (shape {tuple(ids.shape)}); every level needs at least one token.")
             check_ids_in_range(ids, c.codebook_bits, what=f"token_ids[{i}]")
         batch = token_ids[0].shape[0]
         if any(ids.shape[0] != batch for ids in token_ids):
             raise InvalidInputError("all levels' token grids must have the same batch size.")
         # Latent grid: from the requested output size, else from the finest given level.
         if output_shape is not None:
-            latent_thw = self.latent_shape(*output_shape)
+            latent_thw = self.latent_shape(*_check_output_shape(output_shape))
         else:
             last = len(token_ids) - 1
             t, h, w = token_ids[last].shape[1:]
@@ -386,14 +422,19 @@ class PyraTokCore:
         """
         if (token_ids is None) == (latents is None):
             raise InvalidInputError("pass exactly one of token_ids or latents to decode().")
+        if output_shape is not None:
+            output_shape = _check_output_shape(output_shape)
         if token_ids is not None:
             latents = self.ids_to_latents(token_ids, num_levels=num_levels, output_shape=output_shape)
         elif not torch.is_tensor(latents) or latents.dim() != 5 or latents.shape[1] != self.pyratok_config.latent_channels:
             raise InvalidInputError(
                 f"latents must be a tensor [B, {self.pyratok_config.latent_channels}, T', H', W'], got {getattr(latents, 'shape', type(latents).__name__)}."
             )
+        if not latents.is_floating_point() or latents.numel() == 0:
+            raise InvalidInputError(f"latents must be a non-empty floating-point tensor, got dtype {latents.dtype} and shape {tuple(latents.shape)}.")
         if not torch.isfinite(latents).all():
             raise InvalidInputError("latents contain NaN or Inf.")
+        latents = latents.to(self._backbone_dtype())  # float16/64 latents would fail at the first convolution
         z = self._denormalize(latents)
         if self.use_slicing and z.shape[0] > 1:
             video = torch.cat([self._decode_latent(zi) for zi in z.split(1)])
@@ -437,30 +478,30 @@ class PyraTokCore:
     def compute_losses(self, pixel_values, enc: PyraTokEncoderOutput, reconstruction, text_info):
         c = self.pyratok_config
         terms: dict[str, torch.Tensor] = {}
-        rec = L.reconstruction_loss(reconstruction, pixel_values, c.l1_weight, c.ssim_weight, c.perceptual_weight, self.__dict__.get("perceptual_loss"))
+        rec = reconstruction_loss(reconstruction, pixel_values, c.l1_weight, c.ssim_weight, c.perceptual_weight, self.__dict__.get("perceptual_loss"))
         terms.update({f"recon/{k}": v for k, v in rec.items() if k != "total"})
         recon_loss = rec["total"]
 
         zero = reconstruction.new_zeros(()).float()
-        commit = sum(L.commitment_loss(lg, cd) for lg, cd in zip(enc.level_logits, enc.level_codes))
+        commit = sum(commitment_loss(lg, cd) for lg, cd in zip(enc.level_logits, enc.level_codes))
         commit = commit + F.mse_loss(enc.latents.float(), enc.continuous_latents.detach().float())
         entropy = zero
         for lg in enc.level_logits:
-            entropy = entropy + L.lfq_entropy_loss(lg, c.entropy_inv_temperature, c.sample_entropy_weight, c.codebook_entropy_weight) / c.codebook_bits
+            entropy = entropy + lfq_entropy_loss(lg, c.entropy_inv_temperature, c.sample_entropy_weight, c.codebook_entropy_weight) / c.codebook_bits
         level_kl = zero
         for l in range(1, len(enc.level_logits)):
-            level_kl = level_kl + L.level_kl_loss(enc.level_logits[l], enc.level_logits[l - 1], c.entropy_inv_temperature)
+            level_kl = level_kl + level_kl_loss(enc.level_logits[l], enc.level_logits[l - 1], c.entropy_inv_temperature)
         token_text = codebook_text = contrast = zero
         if text_info is not None:
             _, _, pooled = text_info
             text_code = self.text_to_code(pooled)
             for lg in enc.level_logits:
-                token_text = token_text + L.token_text_alignment_loss(lg, text_code, c.entropy_inv_temperature)
-                codebook_text = codebook_text + L.codebook_text_alignment_loss(lg, text_code, c.entropy_inv_temperature)
-                codebook_text = codebook_text + L.text_code_fit_loss(lg, text_code, c.entropy_inv_temperature)
+                token_text = token_text + token_text_alignment_loss(lg, text_code, c.entropy_inv_temperature)
+                codebook_text = codebook_text + codebook_text_alignment_loss(lg, text_code, c.entropy_inv_temperature)
+                codebook_text = codebook_text + text_code_fit_loss(lg, text_code, c.entropy_inv_temperature)
             if c.contrastive_weight:
                 video = torch.stack(self.video_embeddings(enc.level_codes), 0).mean(0)
-                contrast = L.contrastive_loss(video, self.text_projection(pooled), c.contrastive_temperature)
+                contrast = contrastive_loss(video, self.text_projection(pooled), c.contrastive_temperature)
         codebook_loss = (
             c.commitment_weight * commit
             + c.entropy_weight * entropy
@@ -494,7 +535,7 @@ class PyraTokCore:
             else:
                 with self.backbone.adapters_disabled():
                     frozen, _ = self._encode_continuous(self._pad(pixel_values))
-        return L.drift_loss(adapted, frozen, self.pyratok_config.drift_temperature)
+        return drift_loss(adapted, frozen, self.pyratok_config.drift_temperature)
 
     def _forward(self, pixel_values, text=None, text_embeds=None, text_attention_mask=None, return_loss=True, num_levels=None, return_dict=True, target_pixel_values=None):
         """``target_pixel_values``: what the reconstruction is compared with when the input is masked (training)."""

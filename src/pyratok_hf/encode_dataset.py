@@ -1,9 +1,10 @@
 """``pyratok encode-dataset``: tokenize a whole video dataset into sharded token files, resumably.
 
 Runs as one process (``pyratok encode-dataset DATA -o OUT --model DIR``) or as many, with Accelerate
-(``accelerate launch -m pyratok_hf.cli encode-dataset ...``) or by hand (``--rank r --world-size n``, e.g. one
-job per machine). Process ``r`` of ``n`` takes the dataset samples ``i`` with ``i % n == r``, in order, and
-groups them into shards of ``--samples-per-shard``.
+(``accelerate launch --multi_gpu --num_processes N -m pyratok_hf.cli encode-dataset ...``; on a machine without
+GPUs the same command starts N CPU processes joined with gloo) or by hand (``--rank r --world-size n``, e.g. one
+job per machine; the last rank to finish writes the manifest). Process ``r`` of ``n`` takes the dataset samples
+``i`` with ``i % n == r``, in order, and groups them into shards of ``--samples-per-shard``.
 
 Output folder::
 

@@ -29,7 +29,7 @@ from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
 from diffusers.video_processor import VideoProcessor
 
-from .errors import ConfigError, InvalidInputError, PyraTokError
+from .errors import CheckpointError, ConfigError, InvalidInputError, PyraTokError
 from .prior.text import encode_prompts, validate_prompt_list
 from .video_io import atomic_write_json
 
@@ -98,13 +98,30 @@ class PyraTokT2VPipeline(DiffusionPipeline):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
         """Load a saved pipeline folder (or Hub id); a folder saved without its text encoder gets it from the
-        prior's ``text_encoder_name_or_path`` (see :meth:`save_pretrained`)."""
+        prior's ``text_encoder_name_or_path`` (see :meth:`save_pretrained`).
+
+        Safetensors only: a component stored as pickled ``.bin`` raises :class:`~pyratok_hf.errors.CheckpointError`.
+        ``allow_pickle=True`` (local folders) accepts pickled weights for every component.
+        """
+        allow_pickle = kwargs.pop("allow_pickle", False)
+        if not allow_pickle:
+            if kwargs.get("use_safetensors") is False:
+                raise CheckpointError("use_safetensors=False loads pickled weights, which can run code; pass allow_pickle=True to accept that risk.")
+            kwargs["use_safetensors"] = True
         # diffusers only loads components from modules that are already imported (it never imports a module
         # named by a folder, as that would run its code); these are this package's own component classes.
         from . import autoencoder_pyratok  # noqa: F401
         from .prior import modeling_prior  # noqa: F401
 
         folder = str(pretrained_model_name_or_path)
+        if allow_pickle and os.path.isdir(folder):
+            # diffusers cannot pass allow_pickle to our components' loaders: load them here.
+            from .autoencoder_pyratok import AutoencoderPyraTok
+            from .prior.modeling_prior import PyraTokPriorModel
+
+            for name, loader in (("vae", AutoencoderPyraTok), ("prior", PyraTokPriorModel)):
+                if name not in kwargs and os.path.isdir(os.path.join(folder, name)):
+                    kwargs[name] = loader.from_pretrained(os.path.join(folder, name), allow_pickle=True)
         index_path = os.path.join(folder, "model_index.json")
         if os.path.isfile(index_path):
             with open(index_path, encoding="utf-8") as f:
@@ -121,10 +138,18 @@ class PyraTokT2VPipeline(DiffusionPipeline):
                     raise PyraTokError(f"{folder} has no text encoder and its prior names none; pass text_encoder=... and tokenizer=....")
                 path = resolve_text_encoder_path(name)
                 if "text_encoder" in missing:
-                    kwargs["text_encoder"] = AutoModel.from_pretrained(path).eval()
+                    kwargs["text_encoder"] = AutoModel.from_pretrained(path, use_safetensors=None if allow_pickle else True).eval()
                 if "tokenizer" in missing:
                     kwargs["tokenizer"] = AutoTokenizer.from_pretrained(path)
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        except OSError as err:  # e.g. a transformers text encoder saved as pytorch_model.bin only
+            if allow_pickle or isinstance(err, PyraTokError) or "safetensors" not in str(err):
+                raise
+            raise CheckpointError(
+                f"{pretrained_model_name_or_path}: a component has no safetensors weights ({err}). Pickled .bin/.pt files "
+                "can run code when loaded and are refused; convert them, or pass allow_pickle=True if you trust the source."
+            ) from err
 
     # ------------------------------------------------------------------ checks
     def _check_components(self) -> None:

@@ -41,21 +41,29 @@ def _examples_dir() -> Path:
     return Path(__file__).resolve().parent / "assets"
 
 
+def upload_dir() -> Path:
+    """Where Gradio stores uploads (``GRADIO_TEMP_DIR``, default ``<tmp>/gradio``)."""
+    return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
+
+
 def _allowed_roots() -> list[Path]:
-    roots = [_examples_dir(), Path(tempfile.gettempdir())]
-    gradio_tmp = os.environ.get("GRADIO_TEMP_DIR")
-    if gradio_tmp:
-        roots.append(Path(gradio_tmp))
-    return [r.resolve() for r in roots]
+    # Only Gradio's upload folder and our bundled examples: nothing else on the machine can be named.
+    return [_examples_dir().resolve(), upload_dir().resolve()]
 
 
 def check_video_file(path) -> Path:
     """Validate an uploaded video path: inside the allowed folders, a known type, not too big."""
+    if isinstance(path, dict):  # gradio FileData
+        video = path.get("video")
+        path = path.get("path") or (video.get("path") if isinstance(video, dict) else video)
     if path is None or path == "":
         raise UserInputError("Please upload a video or pick an example.")
-    if isinstance(path, dict):  # gradio FileData
-        path = path.get("path") or path.get("video", {}).get("path")
-    resolved = Path(str(path)).resolve()
+    # Only absolute paths (str / PathLike) are accepted: anything else (bytes, numbers, relative names) would
+    # be resolved against the server's working directory, and a NUL byte makes os calls raise ValueError.
+    text = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
+    if not isinstance(text, str) or "\x00" in text or not os.path.isabs(text):
+        raise UserInputError("That file is not an upload of this app.")
+    resolved = Path(text).resolve()  # follows symlinks and removes "..", so the check below sees the real file
     if not any(resolved == root or root in resolved.parents for root in _allowed_roots()):
         raise UserInputError("That file is not an upload of this app.")
     if not resolved.is_file():

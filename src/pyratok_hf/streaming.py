@@ -94,11 +94,13 @@ def compile_model(model, mode: str | None = None, backbone: bool = False, dynami
     * ``lapq.levels[*]``: each level block (fuse convs, text attention, bit projection) as one graph.
     * with ``backbone=True`` also every residual block / resample / attention block of the Wan encoder and
       decoder (the encoder's top-level forward mutates its Python feature-cache list, so it is compiled block by
-      block, where dynamo sees plain tensors).
+      block, where dynamo sees plain tensors). These are compiled with static shapes unless ``dynamic`` says
+      otherwise: with dynamic shapes torch 2.13's inductor fails to lower the cached causal convs on CPU, and a
+      clip has only a few chunk shapes (first frame, 4-frame groups) anyway.
 
-    ``mode`` is passed to ``torch.compile`` (``None``, ``"reduce-overhead"``, ``"max-autotune"``). Measured on
-    the project's 2-core CPU the gain is small or negative (see docs/performance.md); on GPUs compile the backbone.
-    Outputs are unchanged up to float reassociation.
+    ``mode`` is passed to ``torch.compile`` (``None``, ``"reduce-overhead"``, ``"max-autotune"``). Compilation
+    happens on the first call (minutes for the backbone). Measured on the project's 2-core CPU the gain is within
+    noise (docs/performance.md): use it on GPUs. Token ids are unchanged in our tests (float reassociation only).
     """
     for level in model.lapq.levels:
         level.compile(mode=mode, dynamic=dynamic)
@@ -111,7 +113,7 @@ def compile_model(model, mode: str | None = None, backbone: bool = False, dynami
 
         for module in model.backbone.vae.modules():
             if isinstance(module, (WanResidualBlock, WanResample, WanAttentionBlock)):
-                module.compile(mode=mode, dynamic=dynamic)
+                module.compile(mode=mode, dynamic=False if dynamic is None else dynamic)
     return model
 
 
@@ -437,6 +439,8 @@ def encode_streaming(
                 frame_size=frame_size,
                 level_logits=tuple(lv.logits for lv in levels),
             )
+            # Drop this chunk's intermediates before handing over, so they do not live on next to the next chunk's.
+            del x, z, laterals, quantized, levels
         latent_start += chunk.num_latent_frames
         yield chunk
 

@@ -28,7 +28,7 @@ from typing import IO, Any, BinaryIO, Iterator, Mapping, Optional, Tuple, Union
 import numpy as np
 import torch
 
-from .errors import VideoNotFoundError, VideoReadError, VideoWriteError
+from .errors import InvalidInputError, VideoNotFoundError, VideoReadError, VideoWriteError
 
 logger = logging.getLogger(__name__)
 
@@ -386,15 +386,15 @@ def read_video_uint8(
     Data loaders decode a whole short video, pick clip frames, and only convert those to float: 4x less memory.
     """
     if max_frames is not None and max_frames < 1:
-        raise ValueError(f"max_frames must be >= 1 or None, got {max_frames}.")
+        raise InvalidInputError(f"max_frames must be >= 1 or None, got {max_frames}.")
     if start_frame < 0:
-        raise ValueError(f"start_frame must be >= 0, got {start_frame}.")
+        raise InvalidInputError(f"start_frame must be >= 0, got {start_frame}.")
     if frame_stride < 1:
-        raise ValueError(f"frame_stride must be >= 1, got {frame_stride}.")
+        raise InvalidInputError(f"frame_stride must be >= 1, got {frame_stride}.")
     if size is not None:
         size = (int(size[0]), int(size[1]))
         if size[0] < 1 or size[1] < 1:
-            raise ValueError(f"size must be a positive (height, width), got {size}.")
+            raise InvalidInputError(f"size must be a positive (height, width), got {size}.")
 
     source, label, suffix, head = _normalize_source(path)
     if suffix in IMAGE_EXTENSIONS or (suffix is None and _sniff_image(head)):
@@ -624,9 +624,13 @@ def _pad_to_even(frames: np.ndarray) -> np.ndarray:
     return frames
 
 
+# FFmpeg stores the rate as a ratio of C ints (huge rates overflow it) and we round it to denominators <= 1001.
+MIN_WRITE_FPS, MAX_WRITE_FPS = 0.001, 1000.0
+
+
 def _fps_fraction(fps: float) -> Fraction:
-    if not fps or fps <= 0 or not np.isfinite(fps):
-        raise VideoWriteError(f"fps must be a positive number, got {fps!r}.")
+    if not fps or not np.isfinite(fps) or not MIN_WRITE_FPS <= fps <= MAX_WRITE_FPS:
+        raise VideoWriteError(f"fps must be a number between {MIN_WRITE_FPS:g} and {MAX_WRITE_FPS:g}, got {fps!r}.")
     return Fraction(fps).limit_denominator(1001)
 
 

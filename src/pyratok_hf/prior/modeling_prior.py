@@ -34,7 +34,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers.utils import ModelOutput
 
-from ..errors import ConfigError, InvalidInputError
+from ..errors import CheckpointError, ConfigError, InvalidInputError
 from ..lapq import resize_causal
 from ..quantizer import check_ids_in_range, codes_to_ids, ids_to_codes
 from .configuration_prior import PyraTokPriorConfig, SUPPORTED_LMS
@@ -155,6 +155,36 @@ class PyraTokPriorPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _supports_sdpa = True
     _no_split_modules = ["Qwen2DecoderLayer", "LlamaDecoderLayer"]
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, allow_pickle: bool = False, strict: bool = True, **kwargs):
+        """Load a saved prior. Safetensors only unless ``allow_pickle=True`` (pickled ``.bin`` weights can run
+        code when loaded); with ``strict=True`` weights that do not match ``config.json`` (missing, unexpected
+        or differently shaped) raise :class:`~pyratok_hf.errors.CheckpointError` naming them."""
+        if not allow_pickle:
+            if kwargs.get("use_safetensors") is False:
+                raise CheckpointError("use_safetensors=False loads pickled weights, which can run code; pass allow_pickle=True to accept that risk.")
+            kwargs["use_safetensors"] = True
+        want_info = kwargs.pop("output_loading_info", False)
+        kwargs.setdefault("ignore_mismatched_sizes", True)  # listed and refused below, naming the keys
+        try:
+            model, info = super().from_pretrained(pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs)
+        except OSError as err:
+            if not allow_pickle and not isinstance(err, CheckpointError) and "safetensors" in str(err):
+                raise CheckpointError(
+                    f"{pretrained_model_name_or_path} has no safetensors weights. Pickled .bin/.pt files can run code when "
+                    "loaded and are refused; convert them to safetensors, or pass allow_pickle=True if you trust the source."
+                ) from err
+            raise
+        problems = [f"{what}: {sorted(str(k if isinstance(k, str) else k[0]) for k in info.get(key) or [])[:5]}"
+                    for key, what in (("mismatched_keys", "shape mismatch"), ("missing_keys", "missing from the checkpoint"),
+                                      ("unexpected_keys", "not used by the model")) if info.get(key)]  # fmt: skip
+        if strict and problems:
+            raise CheckpointError(
+                f"prior checkpoint {pretrained_model_name_or_path} does not match its config.json — " + "; ".join(problems)
+                + ". Was config.json edited, or are these weights from another model? (strict=False loads anyway)"
+            )
+        return (model, info) if want_info else model
 
 
 class PyraTokPriorModel(PyraTokPriorPreTrainedModel):

@@ -91,8 +91,9 @@ class PyraTokTrainer(Trainer):
 
     @staticmethod
     def _uses_text(model) -> bool:
+        """Captions go to models that have a text path (not the backbone task, not a text-free ablation)."""
         inner = getattr(model, "module", model)
-        return not isinstance(inner, WanVAEForTraining)
+        return not isinstance(inner, WanVAEForTraining) and getattr(inner, "text_proj", None) is not None
 
     def log(self, logs, *args, **kwargs):
         if self._term_count and "loss" in logs:
@@ -254,9 +255,38 @@ def logging_dir(run: RunConfig) -> str:
 
 
 def last_checkpoint(output_dir: str) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest *complete* ``checkpoint-N`` folder, or None.
 
-    return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+    The Trainer writes a checkpoint in place (weights, optimizer, RNG, then ``trainer_state.json`` last), so
+    a run killed while saving leaves a ``checkpoint-N`` that ``transformers.trainer_utils.get_last_checkpoint``
+    would still pick; resuming from it restarts at step 0 with half-restored state. Folders whose
+    ``trainer_state.json`` is missing or unreadable, or that hold no weights, are skipped (with a warning).
+    """
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    if not os.path.isdir(output_dir):
+        return None
+    prefix = PREFIX_CHECKPOINT_DIR + "-"
+    steps = sorted(
+        (int(name[len(prefix):]), name) for name in os.listdir(output_dir)
+        if name.startswith(prefix) and name[len(prefix):].isdigit() and os.path.isdir(os.path.join(output_dir, name))
+    )  # fmt: skip
+    for _, name in reversed(steps):
+        folder = os.path.join(output_dir, name)
+        if _is_complete_checkpoint(folder):
+            return folder
+        logger.warning("ignoring incomplete checkpoint %s (interrupted while saving); resuming from an earlier one", folder)
+    return None
+
+
+def _is_complete_checkpoint(folder: str) -> bool:
+    try:
+        with open(os.path.join(folder, "trainer_state.json"), encoding="utf-8") as handle:
+            state = json.load(handle)
+    except (OSError, ValueError):
+        return False
+    weights = ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors", "pytorch_model.bin")
+    return isinstance(state, dict) and "global_step" in state and any(os.path.isfile(os.path.join(folder, w)) for w in weights)
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -309,22 +339,25 @@ def train(run: RunConfig, resume: bool | str = True) -> dict:
 
 
 def _save_final(run: RunConfig, model, summary: dict) -> None:
-    from ..video_io import atomic_write_json
+    from ..prior.training import atomic_directory
+    from ..video_io import atomic_save_safetensors, atomic_write_json
 
     final_dir = os.path.join(run.output_dir, "final")
+    # Model folders are written next to their target and renamed into place: a killed run never leaves a
+    # final/ or vae/ folder that looks complete but is not.
     if isinstance(model, WanVAEForTraining):
         _store_latent_statistics(model.vae, run)
-        model.vae.save_pretrained(os.path.join(run.output_dir, "vae"))
+        with atomic_directory(os.path.join(run.output_dir, "vae")) as temporary:
+            model.vae.save_pretrained(temporary)
     else:
-        if model.backbone.has_adapters():
-            from peft import get_peft_model_state_dict
-            from safetensors.torch import save_file
+        with atomic_directory(final_dir) as temporary:
+            if model.backbone.has_adapters():
+                from peft import get_peft_model_state_dict
 
-            os.makedirs(final_dir, exist_ok=True)
-            adapter = {k: v.contiguous() for k, v in get_peft_model_state_dict(model.backbone.vae).items()}
-            save_file(adapter, os.path.join(final_dir, "backbone_lora.safetensors"))
-            model.backbone.merge_lora()
-        model.save_pretrained(final_dir)
+                adapter = {k: v.contiguous() for k, v in get_peft_model_state_dict(model.backbone.vae).items()}
+                atomic_save_safetensors(adapter, os.path.join(temporary, "backbone_lora.safetensors"))
+                model.backbone.merge_lora()
+            model.save_pretrained(temporary)
     atomic_write_json({k: v for k, v in summary.items() if k != "log_history"}, os.path.join(run.output_dir, "train_summary.json"))
     atomic_write_json(summary["log_history"], os.path.join(run.output_dir, "log_history.json"))
 
