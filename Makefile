@@ -18,7 +18,6 @@ export OMP_NUM_THREADS ?= 1
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --upgrade "pip>=23"
 	# torch first, pinned: an unpinned torch would pull a multi-GB CUDA build
 	$(PIP) install "$(TORCH_PIN)"
 	$(PIP) install "$(TORCH_PIN)" -e .

@@ -117,7 +117,8 @@ def tensor_peak_tracker():
 def time_calls(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1) -> dict[str, dict]:
     """Time several callables *interleaved* (a, b, a, b, ...) so machine load hits them alike.
 
-    Returns per name ``{"min_s", "median_s", "runs"}``; ratios of minima are the most load-robust figure.
+    Returns per name ``{"min_s", "median_s", "runs", "samples_s"}``. On a loaded machine compare either minima or,
+    better, the median of per-round ratios (:func:`paired_ratio`), which cancels slow drifts in load.
     """
     for _ in range(warmup):
         for fn in fns.values():
@@ -128,7 +129,17 @@ def time_calls(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1)
             start = time.perf_counter()
             fn()
             samples[name].append(time.perf_counter() - start)
-    return {name: {"min_s": min(v), "median_s": statistics.median(v), "runs": len(v)} for name, v in samples.items()}
+    return {name: {"min_s": min(v), "median_s": statistics.median(v), "runs": len(v), "samples_s": v} for name, v in samples.items()}
+
+
+def paired_ratio(timings: dict, numerator: list[str], denominator: list[str]) -> float:
+    """Median over rounds of sum(numerator times) / sum(denominator times) measured in the same round."""
+    rounds = len(timings[numerator[0]]["samples_s"])
+    ratios = [
+        sum(timings[n]["samples_s"][i] for n in numerator) / sum(timings[d]["samples_s"][i] for d in denominator)
+        for i in range(rounds)
+    ]
+    return statistics.median(ratios)
 
 
 # ----------------------------------------------------------------------------- subprocess workers

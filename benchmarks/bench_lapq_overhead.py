@@ -1,8 +1,8 @@
 """What LaPQ costs on top of the backbone: PyraTok encode+decode vs plain ``AutoencoderKLWan`` encode+decode.
 
 Both sides use the *same* Wan VAE module (``model.backbone.vae``, random weights) on the same input, timed
-interleaved in one process (plain, pyratok, plain, pyratok, ...) so machine load hits both alike; the ratio of
-minima is reported. PyraTok's side is the full tokenizer round trip: encode (backbone + stage hooks + lateral
+interleaved in one process (plain, pyratok, plain, pyratok, ...) so machine load hits both alike; the extra time
+is the median over rounds of (pyratok time / plain time) within a round, which cancels slow load drifts. PyraTok's side is the full tokenizer round trip: encode (backbone + stage hooks + lateral
 pooling + LaPQ levels + ids) and decode *from token ids* (ids -> codes -> latent -> backbone decoder). The plain
 side is ``vae.encode(x).latent_dist.mode()`` then ``vae.decode(z)``.
 
@@ -54,11 +54,12 @@ def measure(name: str, model, shape, repeats: int, text=None) -> dict:
     plain = timings["plain_encode"]["min_s"] + timings["plain_decode"]["min_s"]
     ours = timings["ours_encode"]["min_s"] + timings["ours_decode"]["min_s"]
     lapq_params = sum(p.numel() for p in model.lapq.parameters())
+    # Median of per-round ratios: each round runs plain and ours back to back, so slow load drifts cancel.
     return {
         "name": name, "input_shape": list(shape), "timings": timings, "plain_roundtrip_s": plain, "ours_roundtrip_s": ours,
-        "extra_percent": 100 * (ours / plain - 1),
-        "encode_extra_percent": 100 * (timings["ours_encode"]["min_s"] / timings["plain_encode"]["min_s"] - 1),
-        "decode_extra_percent": 100 * (timings["ours_decode"]["min_s"] / timings["plain_decode"]["min_s"] - 1),
+        "extra_percent": 100 * (C.paired_ratio(timings, ["ours_encode", "ours_decode"], ["plain_encode", "plain_decode"]) - 1),
+        "encode_extra_percent": 100 * (C.paired_ratio(timings, ["ours_encode"], ["plain_encode"]) - 1),
+        "decode_extra_percent": 100 * (C.paired_ratio(timings, ["ours_decode"], ["plain_decode"]) - 1),
         "backbone_params_m": sum(p.numel() for p in vae.parameters()) / 1e6, "lapq_params_m": lapq_params / 1e6,
         "text": text is not None,
     }  # fmt: skip
@@ -73,16 +74,16 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    repeats = args.repeats or (3 if args.quick else 5)
+    repeats = args.repeats or (3 if args.quick else 7)
     tiny_shape = (1, 3, 5, 64, 64) if args.quick else (1, 3, 9, 128, 128)
     large_shape = (1, 3, 5, 32, 32) if args.quick else (1, 3, 5, 64, 64)
     runs = []
     tiny = C.load_model(None, "pyratok-tiny")
     runs.append(measure("pyratok-tiny", tiny, tiny_shape, repeats))
-    runs.append(measure("pyratok-tiny + text (MiniLM)", tiny, tiny_shape, repeats, text=["a red ball rolls to the left"]))
+    runs.append(measure("pyratok-tiny + text (MiniLM, incl. text encoder)", tiny, tiny_shape, repeats, text=["a red ball rolls to the left"]))
     del tiny
     large = C.load_model(None, "pyratok-l")
-    runs.append(measure("pyratok-l", large, large_shape, max(2, repeats - 2)))
+    runs.append(measure("pyratok-l", large, large_shape, max(3, repeats - 2)))
     del large
     rows = [[
         r["name"], "x".join(map(str, r["input_shape"][2:])), f"{r['backbone_params_m']:.1f}M + {r['lapq_params_m']:.2f}M",

@@ -105,12 +105,12 @@ def knob_comparison(model, device, size, frames, repeats, threads) -> list[dict]
         compile_seconds[label] = time.perf_counter() - start
         variants[label] = (roundtrip(compiled, one), 1)
     timings = C.time_calls({k: v[0] for k, v in variants.items()}, repeats=repeats, warmup=1)
-    base = timings["fp32 eager, batch 1 (baseline)"]["min_s"]
+    base_label = "fp32 eager, batch 1 (baseline)"
     rows = []
     for label, (_, clips) in variants.items():
         per_clip = timings[label]["min_s"] / clips
-        rows.append({"variant": label, "seconds_per_clip": per_clip, "speedup": base / per_clip,
-                     "compile_s": compile_seconds.get(label)})  # fmt: skip
+        speedup = clips * C.paired_ratio(timings, [base_label], [label])  # median of per-round ratios, per clip
+        rows.append({"variant": label, "seconds_per_clip": per_clip, "speedup": speedup, "compile_s": compile_seconds.get(label)})
     if threads == 1 and device.type == "cpu" and (os.cpu_count() or 1) > 1:
         torch.set_num_threads(os.cpu_count())
         timing = C.time_calls({"more": roundtrip(model, one)}, repeats=repeats, warmup=1)["more"]
