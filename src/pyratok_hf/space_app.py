@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 import tempfile
 from pathlib import Path
 
@@ -102,6 +103,11 @@ def load_clip(path) -> tuple[torch.Tensor, float]:
     return clip.frames, clip.fps
 
 
+# The Wan backbone keeps its causal feature cache on the model instance, so two requests must not run
+# through one model at the same time: every handler holds this lock while it uses a model.
+MODEL_LOCK = threading.Lock()
+
+
 @functools.lru_cache(maxsize=1)
 def tokenizer_model():
     from . import PyraTokModel, bundled_model_path
@@ -189,11 +195,7 @@ def zero_shot_localize(video, query: str):
         raise UserInputError("Describe the action to find.")
     result = localize(tokenizer_model(), frames, query, fps=fps, window=min(25, frames.shape[1]))
     plot = str(result.plot(_out(".png")))
-    segments = [
-        {"query": s.query, "start_frame": s.start, "end_frame": s.end, "score": round(float(s.score), 4)}
-        for s in result.merged_segments
-    ]
-    return plot, {"segments": segments}
+    return plot, {"segments": [segment.to_dict() for segment in result.merged_segments]}
 
 
 @gpu
@@ -219,7 +221,8 @@ def _wrap(fn):
     @functools.wraps(fn)
     def handler(*args):
         try:
-            return fn(*args)
+            with MODEL_LOCK:
+                return fn(*args)
         except (UserInputError, PyraTokError) as err:
             raise gr.Error(str(err)) from err
 

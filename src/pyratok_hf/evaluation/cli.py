@@ -32,7 +32,7 @@ TASKS = ("reconstruction", "retrieval", "localization", "segmentation", "generat
 def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", required=True, choices=TASKS, help="what to evaluate")
     parser.add_argument(
-        "--model", nargs="*", default=[], metavar="PATH_OR_ID",
+        "--model", action="extend", nargs="+", default=[], metavar="PATH_OR_ID",
         help="saved PyraTok model folder (generation: a text-to-video pipeline folder; benchmark: NAME=PATH pairs)",
     )  # fmt: skip
     parser.add_argument("--data", required=True, help="corpus folder with train/ and val/ (or one split folder)")
