@@ -169,7 +169,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1: the machine is shared)")
     parser.add_argument("--only-8k", action="store_true", help="only the 4320x7680 round trip (results in bench_tiling_memory_8k.json)")
     parser.add_argument("--clip-length", action="store_true", help="only memory vs clip length, streamed vs whole (64x64 frames)")
+    parser.add_argument("--replot", action="store_true", help="only redraw the plot from benchmarks/results/*.json")
     args = parser.parse_args()
+    if args.replot:
+        import json
+
+        _plot(json.loads((C.RESULTS_DIR / "bench_tiling_memory.json").read_text())["results"])
+        return
     if args.clip_length:
         clip_length_sweep(args)
         return
@@ -204,7 +210,7 @@ def main() -> None:
             C.fmt(r.get("input_mb"), suffix=" MB") if "error" not in r else "-",
             C.fmt(r.get("peak_rss_delta_mb"), suffix=" MB") if "error" not in r else r["error"],
             C.fmt(ratio, suffix="x") if ratio else "-",
-            f"{case['height'] * case['width'] / (sizes[0][0] * sizes[0][1]):.0f}x",
+            f"{case['height'] * case['width'] / (sizes[0][0] * sizes[0][1]):.2g}x",
             C.fmt(r.get("seconds"), suffix=" s") if "error" not in r else "-",
         ])  # fmt: skip
     table = C.print_table(
@@ -242,27 +248,40 @@ def main() -> None:
     _plot(results, sizes)
 
 
-def _plot(results, sizes) -> None:
+def _plot(results, sizes=None) -> None:
+    """Memory and time vs frame size; adds the 8K run from bench_tiling_memory_8k.json when present."""
+    import json
+
+    extra = C.RESULTS_DIR / "bench_tiling_memory_8k.json"
+    if extra.is_file():
+        results = list(results) + [dict(r, label_8k=True) for r in json.loads(extra.read_text())["results"] if "error" not in r]
     plt = C.pyplot()
     fig, (ax_mem, ax_time) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for mode, marker in (("stream", "o"), ("whole", "s"), ("untiled", "^")):
+    labels = {"whole": "whole clip, tiled", "stream": "streamed + tiled", "untiled": "whole clip, untiled"}
+    for mode, marker in (("whole", "s"), ("stream", "o"), ("untiled", "^")):
         points = sorted((r["height"] * r["width"] / 1e6, r) for r in results if r.get("mode") == mode and "error" not in r)
         if not points:
             continue
-        ax_mem.plot([p for p, _ in points], [r["peak_rss_delta_mb"] for _, r in points], marker=marker, label=mode)
-        ax_time.plot([p for p, _ in points], [r["seconds"] for _, r in points], marker=marker, label=mode)
-    inputs = sorted((r["height"] * r["width"] / 1e6, r["input_mb"]) for r in results if r.get("mode") == "stream" and "error" not in r)
-    if inputs:
-        ax_mem.plot([p for p, _ in inputs], [m for _, m in inputs], linestyle=":", color="gray", label="input clip size")
-    for ax, title, unit in ((ax_mem, "peak RSS above baseline", "MB"), (ax_time, "round-trip time", "s")):
+        ax_mem.plot([p for p, _ in points], [r["peak_rss_delta_mb"] for _, r in points], marker=marker, label=labels[mode])
+        ax_time.plot([p for p, _ in points], [r["seconds"] / r["frames"] for _, r in points], marker=marker, label=labels[mode])
+        for p, r in points:
+            if r.get("label_8k"):
+                ax_mem.annotate(f"8K, {r['frames']} frame", (p, r["peak_rss_delta_mb"]), textcoords="offset points", xytext=(-30, 8), fontsize=7)
+    inputs = sorted({(r["height"] * r["width"] / 1e6, r["input_mb"] / r["frames"] * 5) for r in results if "input_mb" in r})
+    ax_mem.plot([p for p, _ in inputs], [m for _, m in inputs], linestyle=":", color="gray", label="a 5-frame float32 clip")
+    ticks = sorted({r["height"] * r["width"] / 1e6 for r in results if "error" not in r})
+    names = {640 * 360: "360p", 1280 * 720: "720p", 3840 * 2160: "4K", 7680 * 4320: "8K"}
+    for ax, title, unit in ((ax_mem, "peak RSS above baseline (model + input)", "MB"), (ax_time, "round-trip time per frame", "s")):
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("megapixels per frame")
+        ax.set_xticks(ticks, [names.get(round(t * 1e6), f"{t:.2g} MP") for t in ticks])
+        ax.minorticks_off()
+        ax.set_xlabel("frame size")
         ax.set_ylabel(unit)
-        ax.set_title(title)
-        ax.grid(True, which="both", alpha=0.3)
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, which="major", alpha=0.3)
     ax_mem.legend(fontsize=8)
-    fig.suptitle(f"pyratok-tiny tokenize + reconstruct vs resolution (5 frames, {TILE}px tiles)", fontsize=10)
+    fig.suptitle(f"pyratok-tiny tokenize + reconstruct vs resolution ({TILE}px tiles, stride {STRIDE}px, 1 CPU thread)", fontsize=10)
     print("plot:", C.save_plot(fig, "perf_tiling_memory_vs_resolution"))
 
 
