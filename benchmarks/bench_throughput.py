@@ -112,9 +112,11 @@ def knob_comparison(model, device, size, frames, repeats, threads) -> list[dict]
         speedup = clips * C.paired_ratio(timings, [base_label], [label])  # median of per-round ratios, per clip
         rows.append({"variant": label, "seconds_per_clip": per_clip, "speedup": speedup, "compile_s": compile_seconds.get(label)})
     if threads == 1 and device.type == "cpu" and (os.cpu_count() or 1) > 1:
+        # Threads are process-wide, so this variant cannot be interleaved with the others: ratio of minima.
         torch.set_num_threads(os.cpu_count())
         timing = C.time_calls({"more": roundtrip(model, one)}, repeats=repeats, warmup=1)["more"]
         torch.set_num_threads(threads)
+        base = timings[base_label]["min_s"]
         rows.append({"variant": f"fp32 eager, {os.cpu_count()} threads", "seconds_per_clip": timing["min_s"], "speedup": base / timing["min_s"]})
     return rows
 
@@ -147,6 +149,11 @@ def main() -> None:
         [[f"{r['height']}x{r['width']}", "yes" if r["tiled"] else "no", C.fmt(r["encode_s"], suffix=" s"), C.fmt(r["encode_fps"]),
           C.fmt(r["decode_s"], suffix=" s"), C.fmt(r["decode_fps"])] for r in sweep],
     )  # fmt: skip
+    name = "bench_throughput" if device.type == "cpu" else f"bench_throughput_{device.type}"
+    payload = {"command": " ".join(["python"] + sys.argv), "machine": C.machine_info(args.threads), "device": str(device),
+               "preset": args.preset, "model": args.model, "sweep": sweep, "knobs": [], "table": table}  # fmt: skip
+    C.write_results(name, payload)  # the sweep is kept even if the knob comparison fails
+    _plot(sweep, name)
     knobs = []
     if not args.skip_knobs:
         print("speed knobs at 256x256:", flush=True)
@@ -157,10 +164,7 @@ def main() -> None:
             [[r["variant"], C.fmt(r["seconds_per_clip"], suffix=" s"), C.fmt(r["speedup"], suffix="x"),
               C.fmt(r.get("compile_s"), suffix=" s") if r.get("compile_s") else ""] for r in knobs],
         )  # fmt: skip
-    name = "bench_throughput" if device.type == "cpu" else f"bench_throughput_{device.type}"
-    C.write_results(name, {"command": " ".join(["python"] + sys.argv), "machine": C.machine_info(args.threads), "device": str(device),
-                           "preset": args.preset, "model": args.model, "sweep": sweep, "knobs": knobs, "table": table})  # fmt: skip
-    _plot(sweep, name)
+    C.write_results(name, {**payload, "knobs": knobs, "table": table})
 
 
 def _plot(sweep, name) -> None:
