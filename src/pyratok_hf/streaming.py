@@ -30,6 +30,7 @@ takes ``[B, 3, T, H, W]``).
 from __future__ import annotations
 
 import logging
+import warnings
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Iterable, Iterator
@@ -81,6 +82,8 @@ def inference_context(device: torch.device | str = "cpu", dtype=None):
     """
     autocast_dtype = resolve_dtype(dtype)
     device_type = torch.device(device).type
+    if autocast_dtype is torch.float16 and device_type == "cpu":
+        warnings.warn("fp16 autocast on CPU has no fast kernels (55x slower than fp32 in docs/performance.md); use bf16 or fp32.", stacklevel=3)
     with ExitStack() as stack:
         stack.enter_context(torch.inference_mode())
         if autocast_dtype is not None:
