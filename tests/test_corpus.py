@@ -221,3 +221,27 @@ def test_bundled_sample_fallback_feeds_train_only(tmp_path, capsys):
     assert main_build_corpus([str(tmp_path / "cli"), "--seed", "1", "--num-train", "4", "--num-val", "2", "--num-long-train", "0", "--num-long-val", "1", "--size", "32", "--num-frames", "9", "--no-city", "--no-progress"]) == 0
     assert json.loads((tmp_path / "cli" / "corpus.json").read_text())["counts"]["val"]["procedural_long"] == 1
     assert '"out_dir"' in capsys.readouterr().out
+
+
+def test_build_corpus_downloads_nothing_by_default(tmp_path, monkeypatch, capsys):
+    """The default city source is the bundled excerpt: no apt-get, no network; --fetch-city is the explicit opt-in."""
+    import pyratok_hf.data.corpus as corpus_module
+
+    def no_apt(*args, **kwargs):
+        raise AssertionError("build-corpus ran a command (apt-get) without --fetch-city")
+
+    monkeypatch.setattr(corpus_module, "fetch_city_clip", no_apt)
+    monkeypatch.setattr(corpus_module.subprocess, "run", no_apt)
+    tiny = ["--seed", "1", "--num-train", "4", "--num-val", "2", "--num-long-train", "0", "--num-long-val", "0", "--size", "32", "--num-frames", "9", "--no-progress"]
+    assert main_build_corpus([str(tmp_path / "default"), *tiny]) == 0
+    recipe = json.loads((tmp_path / "default" / "corpus.json").read_text())["recipe"]
+    assert recipe["city_source"] == "bundled-sample"
+    info = build_corpus(tmp_path / "api", seed=0, **dict(TINY, num_long_train=0, num_long_val=0))
+    assert info.recipe["city_source"] == "bundled-sample" and info.counts["train"]["city"] > 0
+    capsys.readouterr()
+
+    monkeypatch.undo()
+    monkeypatch.setattr("shutil.which", lambda name: None)  # no apt here: asked-for fetching fails with one line
+    assert main_build_corpus([str(tmp_path / "fetch"), *tiny, "--fetch-city", "--cache-dir", str(tmp_path / "cache")]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("pyratok build-corpus: error: ") and "apt-get" in lines[0] and "--city-clip" in lines[0]

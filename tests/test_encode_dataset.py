@@ -174,3 +174,46 @@ def test_hf_datasets_folder_and_tar_shards_give_the_same_tokens(workspace, clean
         if sample["caption"] in by_caption:
             reference = by_caption[sample["caption"]]
             assert all(torch.equal(a, b) for a, b in zip(sample["token_ids"], reference["token_ids"]))
+
+
+# ----------------------------------------------------------------------------- --format datasets (Parquet)
+def test_datasets_format_round_trip_and_resume_after_sigkill(workspace, clean_run):
+    """encode-dataset --format datasets -> load_dataset("parquet") -> decode of one row == decoding the tokens
+    directly; a run killed with SIGKILL mid-shard resumes with every clip exactly once."""
+    datasets = pytest.importorskip("datasets")
+    from pyratok_hf import PyraTokModel
+    from pyratok_hf.encode_dataset import row_token_ids, token_dataset_files
+
+    out = workspace / "parquet"
+    command = [sys.executable, "-m", "pyratok_hf.cli", "encode-dataset", str(workspace / "data"), "-o", str(out), "--model",
+               str(workspace / "model"), "--num-frames", "5", "--samples-per-shard", "2", "--no-progress", "--format", "datasets"]  # fmt: skip
+    killed = subprocess.run(command, env={**os.environ, CRASH_ENV: "3", "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert [p.name for p in (out / "shards").glob("*.parquet")] == ["r00000-s000000.parquet"] and not (out / "manifest.json").exists()
+    assert run(_args(workspace, out, "--format", "datasets")) == 0  # resume
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["shard_format"] == "datasets"
+    files = token_dataset_files(out)
+    assert files and all(f.endswith(".parquet") for f in files)
+
+    table = datasets.load_dataset("parquet", data_files=files, split="train")
+    indices = table["sample_index"]
+    assert sorted(indices) == sorted(clean_run) and len(set(indices)) == len(indices) == NUM_GOOD  # no duplicates, no gaps
+    assert {"sample_id", "caption", "fps", "input_shape", "level_0_ids", "level_0_shape"} <= set(table.column_names)
+    rows = {row["sample_index"]: row for row in table}
+    for index, reference in clean_run.items():  # the same tokens as the safetensors run
+        assert rows[index]["sample_id"] == reference["sample_id"] and (rows[index]["caption"] or None) == reference["caption"]
+        assert all(torch.equal(a, b) for a, b in zip(row_token_ids(rows[index]), reference["token_ids"]))
+    _assert_exactly_once(out)  # iter_token_dataset reads the Parquet shards too
+
+    model = PyraTokModel.from_pretrained(workspace / "model").eval()
+    row = rows[1]
+    with torch.inference_mode():
+        from_row = model.decode(token_ids=[g[None] for g in row_token_ids(row)], output_shape=tuple(row["input_shape"])).sample
+        clip = read_video(workspace / "data" / "clip1.mp4", max_frames=5).frames  # encode + decode directly
+        enc = model.encode(clip.unsqueeze(0), text=[row["caption"]])
+        direct = model.decode(token_ids=enc.token_ids, output_shape=enc.input_shape).sample
+    assert from_row.shape == (1, 3, 5, 32, 32) and torch.equal(from_row, direct)
+
+    with pytest.raises(ConfigError, match="format"):  # a resume may not switch formats
+        run(_args(workspace, out, "--format", "safetensors"))

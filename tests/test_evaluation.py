@@ -245,3 +245,15 @@ def test_cli_generation_with_a_tiny_pipeline(synthetic_split, model_dir, tmp_pat
     result = json.loads((out / "generation_results.json").read_text())
     assert result["num_prompts"] == 2 and "shuffled_color_accuracy" in result["metrics"]
     assert all(_is_png(out / p) for p in result["plots"]) and (out / "generation_report.md").is_file()
+
+
+def test_cli_evaluate_defaults_to_the_bundled_model(corpus, tmp_path, capsys):
+    """Like every other command, ``--model`` defaults to the bundled pyratok-tiny."""
+    from pyratok_hf import bundled_model_path, cli
+
+    if not os.path.isfile(os.path.join(bundled_model_path(), "config.json")):
+        pytest.skip("no bundled model")
+    code = cli.main(["evaluate", "--task", "retrieval", "--data", str(corpus), "--output", str(tmp_path), "--no-progress"])
+    assert code == 0
+    result = json.loads((tmp_path / "retrieval_results.json").read_text())
+    assert result["model"] == bundled_model_path() and "t2v_R@1" in json.dumps(result["metrics"])

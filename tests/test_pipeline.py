@@ -232,3 +232,166 @@ def test_pyratok_generate_command_in_a_fresh_process(pipe, tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert os.path.getsize(tmp_path / "clip.mp4") > 0
+
+
+# ----------------------------------------------------------------------------- diffusers conventions
+LONG_PROMPT = "a small red ball rolls slowly to the left over green grass"
+
+
+def _components(pipe):
+    return dict(tokenizer=pipe.tokenizer, text_encoder=pipe.text_encoder, prior=pipe.prior, vae=pipe.vae)
+
+
+def _quiet(p):
+    p.set_progress_bar_config(disable=True)
+    return p
+
+
+def test_encode_prompt_works_in_isolation(pipe):
+    """As diffusers' PipelineTesterMixin does: text components only, then a pipeline without them."""
+    import ast
+    import inspect
+    import textwrap
+
+    text_only = PyraTokT2VPipeline(**{**_components(pipe), "prior": None, "vae": None})
+    outputs = text_only.encode_prompt(LONG_PROMPT, negative_prompt="blurry")
+    # encode_prompt's return names are __call__ arguments: that is how the diffusers test feeds them back
+    tree = ast.parse(textwrap.dedent(inspect.getsource(PyraTokT2VPipeline.encode_prompt)))
+    returns = [n for n in ast.walk(tree) if isinstance(n, ast.Return)]
+    assert len(returns) == 1
+    names = [elt.id for elt in returns[0].value.elts]
+    assert names == ["prompt_embeds", "negative_prompt_embeds", "prompt_attention_mask", "negative_prompt_attention_mask"]
+    assert set(names) <= set(inspect.signature(PyraTokT2VPipeline.__call__).parameters)
+    embeds = dict(zip(names, outputs))
+    assert embeds["prompt_embeds"].shape[-1] == TEXT_WIDTH and embeds["prompt_attention_mask"].dtype == torch.bool
+
+    no_text = _quiet(PyraTokT2VPipeline(**{**_components(pipe), "tokenizer": None, "text_encoder": None}))
+    from_embeds = no_text(generator=torch.Generator().manual_seed(0), **embeds, **SIZE).frames
+    assert no_text.text_encoder is None  # nothing was loaded: the embeddings were enough
+    expected = run(pipe, prompt=LONG_PROMPT, negative_prompt="blurry").frames
+    assert np.array_equal(from_embeds, expected)
+
+
+def test_prompt_embeds_give_the_same_video_as_the_prompt(pipe):
+    embeds, _, mask, _ = pipe.encode_prompt(["a cat", LONG_PROMPT], num_videos_per_prompt=2)
+    assert embeds.shape[0] == mask.shape[0] == 4 and torch.equal(mask[0], mask[1])
+    expected = pipe(["a cat", LONG_PROMPT], num_videos_per_prompt=2, generator=torch.Generator().manual_seed(0), **SIZE).frames
+    got = pipe(prompt_embeds=embeds, prompt_attention_mask=mask, generator=torch.Generator().manual_seed(0), **SIZE).frames
+    assert np.array_equal(expected, got)
+    # without guidance no negative is encoded; without a negative prompt the unconditional branch is "no text"
+    assert pipe.encode_prompt("a cat", do_classifier_free_guidance=False)[1] is None
+    assert pipe.encode_prompt("a cat", negative_prompt=None)[1] is None
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(), dict(prompt="a cat", prompt_embeds=torch.zeros(1, 3, TEXT_WIDTH)), dict(prompt=None, prompt_embeds=torch.zeros(1, 3, 5)),
+     dict(prompt=None, prompt_embeds=torch.zeros(1, 3, TEXT_WIDTH), prompt_attention_mask=torch.ones(1, 4, dtype=torch.bool)),
+     dict(negative_prompt="x", negative_prompt_embeds=torch.zeros(1, 3, TEXT_WIDTH))],
+)  # fmt: skip
+def test_bad_prompt_embeds_raise(pipe, kwargs):
+    kwargs = {"prompt": "a cat", **kwargs} if "prompt" not in kwargs and kwargs else kwargs
+    with pytest.raises(InvalidInputError):
+        pipe(generator=torch.Generator().manual_seed(0), **kwargs, **SIZE)
+
+
+def test_a_pipeline_without_text_encoder_or_prior_says_what_is_missing(pipe):
+    with pytest.raises(PyraTokError, match="prompt_embeds"):
+        PyraTokT2VPipeline(None, None, None, None).encode_prompt("a cat")
+    with pytest.raises(PyraTokError, match="prior"):
+        PyraTokT2VPipeline(**{**_components(pipe), "prior": None})("a cat", **SIZE)
+
+
+@pytest.mark.parametrize("mode", ["next_scale", "token"])
+def test_one_generator_per_video_matches_single_runs(pipe, mode):
+    """diffusers' batch tests: video i of a batch with generator[i] equals that prompt alone with that seed,
+    even though the prompts have different lengths (the short one is padded in the batch)."""
+    prompts = [LONG_PROMPT, "a cat"]
+    kw = dict(mode=mode, guidance_scale=3.0 if mode == "next_scale" else 1.0)
+    batch = pipe(prompts, generator=[torch.Generator().manual_seed(s) for s in (0, 1)], **kw, **SIZE)
+    assert batch.frames.shape[0] == 2
+    for i, (prompt, seed) in enumerate(zip(prompts, (0, 1))):
+        single = run(pipe, prompt=prompt, seed=seed, **kw)
+        assert all(torch.equal(b[i : i + 1], s) for b, s in zip(batch.token_ids, single.token_ids))  # the same tokens
+        assert np.allclose(batch.frames[i], single.frames[0], atol=1e-5)  # decoding in a batch rounds differently
+
+
+def test_generator_list_with_videos_per_prompt(pipe):
+    gens = lambda: [torch.Generator().manual_seed(s) for s in range(4)]  # noqa: E731
+    out = pipe(["a cat", "a dog"], num_videos_per_prompt=2, generator=gens(), **SIZE)
+    assert out.frames.shape[0] == 4
+    alone = run(pipe, prompt="a dog", seed=3)
+    assert all(torch.equal(b[3:], a) for b, a in zip(out.token_ids, alone.token_ids))
+    assert np.allclose(out.frames[3], alone.frames[0], atol=1e-5)
+    with pytest.raises(InvalidInputError, match="generators"):
+        pipe(["a cat", "a dog"], generator=gens()[:3], **SIZE)
+
+
+def _count_bars(monkeypatch):
+    import tqdm.std
+
+    bars = []
+    original = tqdm.std.tqdm.__init__
+
+    def counting(self, *args, **kwargs):
+        bars.append(kwargs.get("desc"))
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(tqdm.std.tqdm, "__init__", counting)
+    return bars
+
+
+def test_one_progress_bar_per_call_and_none_when_disabled(monkeypatch, capsys):
+    import logging
+
+    p = tiny_pipeline()
+    events = []
+
+    class Recorder(logging.Handler):
+        def emit(self, record):
+            events.append("log")
+
+    handler = Recorder(level=logging.WARNING)
+    logging.getLogger("pyratok_hf.prior.generation").addHandler(handler)
+    original_bar = p.progress_bar
+    monkeypatch.setattr(p, "progress_bar", lambda *a, **k: (events.append("bar"), original_bar(*a, **k))[1])
+    bars = _count_bars(monkeypatch)
+    try:
+        p.set_progress_bar_config(disable=False)
+        capsys.readouterr()
+        run(p, mode="token")  # the prior was trained next_scale: this logs a warning once
+        err = capsys.readouterr().err
+        assert len(bars) == 1 and events == ["log", "bar"]  # the warning comes before the bar, not inside it
+        assert err.count("0/4") == 1 and "4/4" in err
+        p.set_progress_bar_config(disable=True)
+        run(p)
+        assert len(bars) == 2 and capsys.readouterr().err == ""
+    finally:
+        logging.getLogger("pyratok_hf.prior.generation").removeHandler(handler)
+
+
+def test_diffusion_pipeline_from_pretrained_resolves_our_class(pipe, tmp_path):
+    from diffusers import DiffusionPipeline
+
+    pipe.save_pretrained(tmp_path / "pipe")
+    loaded = _quiet(DiffusionPipeline.from_pretrained(tmp_path / "pipe"))
+    assert type(loaded) is PyraTokT2VPipeline
+    assert isinstance(loaded.prior, PyraTokPriorModel) and isinstance(loaded.vae, AutoencoderPyraTok)
+    assert np.array_equal(run(pipe).frames, run(loaded).frames)
+
+
+def test_diffusion_pipeline_loads_the_bundled_pipeline(monkeypatch):
+    """The bundled folder has no text encoder: DiffusionPipeline.from_pretrained loads it on first use,
+    without a second progress bar, and generates what PyraTokT2VPipeline.from_pretrained does."""
+    from diffusers import DiffusionPipeline
+
+    from pyratok_hf import bundled_pipeline_path
+
+    loaded = _quiet(DiffusionPipeline.from_pretrained(bundled_pipeline_path()))
+    assert type(loaded) is PyraTokT2VPipeline and loaded.text_encoder is None and loaded.tokenizer is None
+    bars = _count_bars(monkeypatch)
+    got = run(loaded, prompt="a red ball")
+    assert len(bars) == 1
+    assert loaded.text_encoder is not None and loaded.text_encoder.config.hidden_size == loaded.prior.config.text_dim
+    reference = _quiet(PyraTokT2VPipeline.from_pretrained(bundled_pipeline_path()))
+    assert np.array_equal(got.frames, run(reference, prompt="a red ball").frames)

@@ -346,3 +346,167 @@ def test_train_prior_runs_and_saves_atomically(tmp_path):
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no temporary folders left behind
     reloaded = PyraTokPriorModel.from_pretrained(out_dir)
     assert torch.equal(reloaded.head.weight, prior.head.weight)
+
+
+# ----------------------------------------------------------------------------- attention implementation
+def _lm_attention_implementations(model) -> set:
+    """Every attention implementation a config inside the model names (the outer one, the LM, its layers)."""
+    found = {model.config._attn_implementation, model.lm.config._attn_implementation}
+    found |= {layer.self_attn.config._attn_implementation for layer in model.lm.layers}
+    return found
+
+
+def test_attn_implementation_reaches_the_inner_lm(tmp_path):
+    model = make_prior()
+    assert _lm_attention_implementations(model) == {"sdpa"}
+    assert _lm_attention_implementations(make_prior(attn_implementation="eager")) == {"eager"}
+    model.save_pretrained(tmp_path / "prior")
+    for implementation in ("eager", "sdpa"):
+        loaded = PyraTokPriorModel.from_pretrained(tmp_path / "prior", attn_implementation=implementation)
+        assert _lm_attention_implementations(loaded) == {implementation}
+    assert _lm_attention_implementations(PyraTokPriorModel.from_pretrained(tmp_path / "prior")) == {"sdpa"}
+
+
+def test_attention_can_be_switched_dynamically_with_the_same_result():
+    model = make_prior(initializer_range=0.2)
+    states, mask = random_text()
+    codes = random_ids()
+    with torch.no_grad():
+        sdpa = model(token_ids=codes, text_states=states, text_mask=mask)
+        model.set_attn_implementation("eager")
+        assert _lm_attention_implementations(model) == {"eager"}
+        eager = model(token_ids=codes, text_states=states, text_mask=mask)
+        eager_ids = model.generate(states, mask, GRIDS, guidance_scale=3.0, temperature=0, generator=torch.Generator().manual_seed(0))
+        model.set_attn_implementation("sdpa")
+        assert _lm_attention_implementations(model) == {"sdpa"}
+        sdpa_ids = model.generate(states, mask, GRIDS, guidance_scale=3.0, temperature=0, generator=torch.Generator().manual_seed(0))
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(sdpa.logits, eager.logits))
+    assert torch.allclose(sdpa.level_losses, eager.level_losses, atol=1e-5)
+    assert all(torch.equal(a, b) for a, b in zip(eager_ids, sdpa_ids))
+
+
+# ----------------------------------------------------------------------------- batches and generators
+def _padded_batch():
+    """Two prompts of 8 and 3 text tokens: the second is padded to 8 in the batch."""
+    gen = torch.Generator().manual_seed(3)
+    states = torch.randn(2, 8, TEXT_DIM, generator=gen)
+    mask = torch.ones(2, 8, dtype=torch.bool)
+    mask[1, 3:] = False
+    return states, mask
+
+
+@pytest.mark.parametrize("mode", ["next_scale", "token"])
+@pytest.mark.parametrize("guidance", [1.0, 3.0])
+def test_one_generator_per_video_equals_each_video_alone(prior, mode, guidance):
+    states, mask = _padded_batch()
+    kw = dict(mode=mode, guidance_scale=guidance)
+    batch = prior.generate(states, mask, GRIDS, generator=[torch.Generator().manual_seed(s) for s in (10, 11)], **kw)
+    first = prior.generate(states[:1], mask[:1], GRIDS, generator=torch.Generator().manual_seed(10), **kw)
+    second = prior.generate(states[1:, :3], mask[1:, :3], GRIDS, generator=torch.Generator().manual_seed(11), **kw)  # unpadded
+    assert all(torch.equal(b[:1], x) for b, x in zip(batch, first))
+    assert all(torch.equal(b[1:], x) for b, x in zip(batch, second))
+    # the videos differ, so the generators really are used per video
+    assert any(not torch.equal(b[:1], b[1:]) for b in batch)
+
+
+def test_teacher_forcing_of_a_padded_prompt_equals_the_prompt_alone(prior):
+    states, mask = _padded_batch()
+    codes = random_ids()
+    batch = prior(token_ids=codes, text_states=states, text_mask=mask).logits
+    alone = prior(token_ids=[c[1:] for c in codes], text_states=states[1:, :3], text_mask=mask[1:, :3]).logits
+    assert all(torch.allclose(b[1:], a, atol=1e-5) for b, a in zip(batch, alone))
+
+
+def test_position_ids_skip_padded_text():
+    from pyratok_hf.prior.layout import build_layout, position_ids
+
+    layout = build_layout(4, [(1, 1, 1), (1, 2, 1)])  # 4 text + SOV + (SEP + 1) + (SEP + 2) = 10
+    mask = torch.tensor([[True, True, True, True], [True, True, False, False], [False, False, False, False]])
+    positions = position_ids(layout, mask)
+    assert positions[0].tolist() == list(range(10))
+    assert positions[1, 4:].tolist() == list(range(2, 8))  # SOV right after the 2 real text tokens
+    assert positions[2, 4:].tolist() == list(range(0, 6))  # no text: SOV at 0
+
+
+def test_generator_lists_are_checked(prior):
+    states, mask = random_text()
+    with pytest.raises(InvalidInputError, match="2 videos"):
+        prior.generate(states, mask, GRIDS, generator=[torch.Generator() for _ in range(3)])
+    with pytest.raises(InvalidInputError):
+        prior.generate(states, mask, GRIDS, generator=[torch.Generator(), "seed"])
+    one = prior.generate(states, mask, GRIDS, generator=[torch.Generator().manual_seed(4)])  # a list of one = that generator
+    same = prior.generate(states, mask, GRIDS, generator=torch.Generator().manual_seed(4))
+    assert all(torch.equal(a, b) for a, b in zip(one, same))
+
+
+def test_sampling_functions_accept_one_generator_per_row():
+    logits = torch.randn(2, 5, K, generator=torch.Generator().manual_seed(0))
+    rows = sample_bits(logits, generator=[torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)])
+    assert torch.equal(rows[1:], sample_bits(logits[1:], generator=torch.Generator().manual_seed(2)))
+    class_logits = torch.randn(2, 5, 16, generator=torch.Generator().manual_seed(0))
+    ids = sample_classes(class_logits, generator=[torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)])
+    assert torch.equal(ids[1:], sample_classes(class_logits[1:], generator=torch.Generator().manual_seed(2)))
+    # one generator for a batch draws exactly what the per-row draws of a batch of one would
+    assert torch.equal(sample_classes(class_logits[:1], generator=torch.Generator().manual_seed(1)), ids[:1])
+
+
+# ----------------------------------------------------------------------------- module structure
+def _package_import_graph():
+    """Every import (module level *and* inside functions) between modules of the package, from the source."""
+    import ast
+    from pathlib import Path
+
+    import pyratok_hf
+
+    root = Path(pyratok_hf.__file__).parent
+    modules = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = path
+    graph = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+                target = ".".join(base + ([node.module] if node.module else []))
+                targets |= {t for t in [target] + [f"{target}.{a.name}" for a in node.names] if t in modules}
+            elif isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names if a.name in modules}
+        graph[name] = targets - {name}
+    return graph
+
+
+def _reaches(graph, start, goal) -> bool:
+    seen, todo = set(), [start]
+    while todo:
+        node = todo.pop()
+        for nxt in graph.get(node, ()):
+            if nxt == goal:
+                return True
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return False
+
+
+def test_no_import_cycles_through_the_prior_the_pipeline_or_utils_io():
+    graph = _package_import_graph()
+    ours = [m for m in graph if m.startswith("pyratok_hf.prior") or m in ("pyratok_hf.pipeline_pyratok_t2v", "pyratok_hf.utils_io")]
+    assert "pyratok_hf.prior.layout" in ours and "pyratok_hf.utils_io" in ours
+    cycles = [m for m in ours if _reaches(graph, m, m)]
+    assert cycles == [], f"import cycles through {cycles}"
+    assert graph["pyratok_hf.utils_io"] == set()  # a leaf anyone may import
+    assert "pyratok_hf.prior.modeling_prior" not in graph["pyratok_hf.prior.generation"]
+    assert "pyratok_hf.prior.training" not in graph["pyratok_hf.pipeline_pyratok_t2v"]
+
+
+def test_moved_helpers_are_still_importable_from_their_old_homes():
+    from pyratok_hf import utils_io
+    from pyratok_hf.prior import layout, modeling_prior, training
+
+    assert training.atomic_directory is utils_io.atomic_directory
+    for name in ("SequenceLayout", "build_layout", "block_causal_mask"):
+        assert getattr(modeling_prior, name) is getattr(layout, name)

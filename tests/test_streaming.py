@@ -244,3 +244,31 @@ def test_row_streaming_tiled_decode_equals_diffusers_tiled_decode():
         latent = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
         with torch.inference_mode():
             assert torch.equal(tiled_decode(model, latent), _diffusers_tiled_decode(model, latent))
+
+
+def test_bf16_autocast_warns_on_cpus_without_native_bf16(monkeypatch):
+    import warnings
+
+    import pyratok_hf.streaming as streaming
+
+    assert streaming.cpu_has_native_bf16("processor : 0\nflags : fpu sse2 avx2 avx512f avx512bw\n") is False
+    assert streaming.cpu_has_native_bf16("flags : fpu avx512f avx512_bf16\n") is True
+    assert streaming.cpu_has_native_bf16("flags : fpu amx_tile amx_bf16\n") is True
+    assert streaming.cpu_has_native_bf16("Features : fp asimd bf16\n") is True  # ARM
+    assert streaming.cpu_has_native_bf16("model name : something\n") is None  # no flags line: cannot tell, no warning
+    assert streaming.cpu_has_native_bf16() in (True, False, None)  # this machine's /proc/cpuinfo parses
+
+    monkeypatch.setattr(streaming, "cpu_has_native_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="bf16 autocast on a CPU without native bf16.*use fp32"):
+        with inference_context("cpu", "bf16"):
+            pass
+    monkeypatch.setattr(streaming, "cpu_has_native_bf16", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with inference_context("cpu", "bf16"):
+            pass
+        with inference_context("cpu", "fp32"):
+            pass
+    with pytest.warns(UserWarning, match="fp16 autocast on CPU"):
+        with inference_context("cpu", "fp16"):
+            pass

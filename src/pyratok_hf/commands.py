@@ -7,13 +7,12 @@ the model that made them. Every output is written atomically.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import logging
 import os
 import time
-
-import torch
 
 from .errors import CheckpointError, InvalidInputError, PyraTokError
 
@@ -25,16 +24,79 @@ TOKEN_FORMAT = "pyratok-tokens/1"
 # ----------------------------------------------------------------------------- shared helpers
 def load_model(name_or_path: str | None = None, device: str | None = None):
     """A PyraTokModel from a folder or Hub id; default: the bundled pyratok-tiny."""
+    import torch
+
     from . import PyraTokModel, bundled_model_path
 
     path = name_or_path or bundled_model_path()
     if name_or_path is None and not os.path.isfile(os.path.join(path, "config.json")):
         raise PyraTokError(f"the bundled model is missing at {path}; reinstall the package or pass --model PATH_OR_ID.")
-    if name_or_path is not None and (os.path.isabs(path) or path.startswith(".") or os.path.exists(path)) and not os.path.isdir(path):
+    local = os.path.isabs(path) or path.startswith(".") or os.path.exists(path)
+    if name_or_path is not None and local and not os.path.isdir(path):
         raise CheckpointError(f"model folder {path} not found; pass a folder written by save_pretrained (or a Hub id).")
-    model = PyraTokModel.from_pretrained(path)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        model = PyraTokModel.from_pretrained(path)
+    except PyraTokError:
+        raise
+    except OSError as err:
+        if not local and _hub_offline():
+            raise CheckpointError(
+                f"--model {path}: no such local folder, and it is not in the Hugging Face cache; the Hub is offline "
+                "(HF_HUB_OFFLINE=1), so it cannot be downloaded. Pass a folder written by save_pretrained, or go online "
+                "and unset HF_HUB_OFFLINE."
+            ) from None
+        raise
+    except Exception as err:  # noqa: BLE001 - safetensors raises its own SafetensorError for damaged files
+        if type(err).__name__ == "SafetensorError" or type(err).__module__.split(".")[0] == "safetensors":
+            raise CheckpointError(f"the weights of {path} are damaged or truncated ({err}); re-download or re-save the model.") from None
+        raise
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     return model.to(device).eval()
+
+
+def _hub_offline() -> bool:
+    try:
+        from huggingface_hub import constants
+
+        return bool(constants.HF_HUB_OFFLINE)
+    except (ImportError, AttributeError):
+        return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def check_output_paths(*paths) -> None:
+    """Refuse, before any work, output paths that cannot be written (a read-only place, a path under a file, a
+    folder given as a file), so a run never writes some of its outputs and then fails on the last one. Missing
+    folders are fine: the writers create them."""
+    import tempfile
+
+    for path in paths:
+        if not path:
+            continue
+        path = os.fspath(path)
+        if os.path.isdir(path):
+            raise IsADirectoryError(f"{path} is a directory; name a file to write.")
+        ancestor = os.path.dirname(os.path.abspath(path))
+        while not os.path.exists(ancestor):
+            ancestor = os.path.dirname(ancestor)
+        if not os.path.isdir(ancestor):
+            raise NotADirectoryError(f"cannot write {path}: {ancestor} is a file, not a folder.")
+        try:  # a real probe: permission bits say nothing for root, and /proc or a read-only mount refuse anyway
+            with tempfile.TemporaryFile(dir=ancestor, prefix=".pyratok-probe-"):
+                pass
+        except OSError as err:
+            import errno
+
+            why = f" ({err.strerror})" if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else ""
+            raise PermissionError(f"cannot write {path}: no new file can be created in {ancestor}{why}.") from None
+
+
+def _remove_outputs(paths) -> None:
+    for path in paths:
+        try:
+            os.remove(path)
+        except OSError:
+            pass
 
 
 def config_fingerprint(model) -> str:
@@ -72,14 +134,23 @@ def add_reconstruct_args(parser) -> None:
     parser.add_argument("video", help="input video (mp4, webm, gif, ... or an image)")
     parser.add_argument("-o", "--output", required=True, help="reconstructed video path (.mp4 or .gif)")
     parser.add_argument("--json", default=None, help="write metrics (PSNR, SSIM, bits per pixel, codebook use) here")
-    parser.add_argument("--images", action="store_true", default=True, help="also write side-by-side and token-pyramid PNGs next to the output")
+    parser.add_argument(
+        "--images", action=argparse.BooleanOptionalAction, default=True,
+        help="write OUTPUT_side_by_side.png and OUTPUT_token_pyramid.png next to the output (default: on; --no-images: the video only)",
+    )  # fmt: skip
     parser.add_argument("--num-levels", type=int, default=None, help="decode with only the first N (coarsest) levels")
     add_model_args(parser)
 
 
-@torch.inference_mode()
 def reconstruct(model, frames: torch.Tensor, prompt: str | None = None, num_levels: int | None = None):
     """Tokenize ``frames`` ``[3, T, H, W]`` and decode; returns (reconstruction [3,T,H,W], token ids, metrics)."""
+    import torch
+
+    with torch.inference_mode():
+        return _reconstruct(model, frames, prompt, num_levels)
+
+
+def _reconstruct(model, frames, prompt, num_levels):
     from .metrics.functional import bits_per_pixel, codebook_usage, psnr, ssim
 
     video = frames.unsqueeze(0).to(next(model.parameters()).device)
@@ -98,27 +169,49 @@ def reconstruct(model, frames: torch.Tensor, prompt: str | None = None, num_leve
 
 
 def run_reconstruct(args) -> int:
+    from .progress import Stages
     from .video_io import atomic_write_json, write_video
-    from .visualization import plot_side_by_side, plot_token_pyramid
 
-    model = load_model(args.model, args.device)
-    if args.tile:
-        model.enable_tiling()
-    clip = _read(args)
-    started = time.time()
-    recon, token_ids, metrics = reconstruct(model, clip.frames, args.prompt, args.num_levels)
-    metrics["seconds"] = round(time.time() - started, 3)
-    metrics["input"] = {"path": str(args.video), "frames": clip.frames.shape[1], "height": clip.frames.shape[2], "width": clip.frames.shape[3], "fps": clip.fps}
-    write_video(recon, args.output, fps=clip.fps)
     stem = os.path.splitext(args.output)[0]
-    pictures = {}
-    if args.images:
-        pictures["side_by_side"] = plot_side_by_side(clip.frames, recon, stem + "_side_by_side.png")
-        pictures["token_pyramid"] = plot_token_pyramid(token_ids, model.config.codebook_bits, stem + "_token_pyramid.png")
-    metrics["outputs"] = {"video": args.output, **pictures}
-    if args.json:
-        atomic_write_json(metrics, args.json)
+    picture_paths = {"side_by_side": stem + "_side_by_side.png", "token_pyramid": stem + "_token_pyramid.png"} if args.images else {}
+    check_output_paths(args.output, args.json, *picture_paths.values())
+    written: list[str] = []
+    with Stages(["load model", "read video", "tokenize + decode", "write outputs"], "reconstruct", quiet=getattr(args, "quiet", False)) as stages:
+        stages.next("load model")
+        model = load_model(args.model, args.device)
+        if args.tile:
+            model.enable_tiling()
+        stages.next("read video")
+        clip = _read(args)
+        stages.next("tokenize + decode")
+        started = time.time()
+        recon, token_ids, metrics = reconstruct(model, clip.frames, args.prompt, args.num_levels)
+        metrics["seconds"] = round(time.time() - started, 3)
+        metrics["input"] = {"path": str(args.video), "frames": clip.frames.shape[1], "height": clip.frames.shape[2], "width": clip.frames.shape[3], "fps": clip.fps}
+        stages.next("write outputs")
+        try:  # the outputs are one unit: a failure on any removes the others
+            write_video(recon, args.output, fps=clip.fps)
+            written.append(args.output)
+            pictures = {}
+            if args.images:
+                from .visualization import plot_side_by_side, plot_token_pyramid
+
+                pictures["side_by_side"] = plot_side_by_side(clip.frames, recon, picture_paths["side_by_side"])
+                written.append(picture_paths["side_by_side"])
+                pictures["token_pyramid"] = plot_token_pyramid(token_ids, model.config.codebook_bits, picture_paths["token_pyramid"])
+                written.append(picture_paths["token_pyramid"])
+            metrics["outputs"] = {"video": args.output, **pictures}
+            if args.json:
+                atomic_write_json(metrics, args.json)
+        except BaseException:
+            _remove_outputs(written)
+            raise
     grids = " | ".join("x".join(map(str, g)) for g in metrics["token_grids"])
+    which = "bundled pyratok-tiny, a 1.3M-parameter model trained on a 2-core CPU" if args.model is None else args.model
+    print(
+        f"reconstruction: {metrics['psnr_db']:.1f} dB PSNR at {metrics['bits_per_pixel']:.3f} bits/pixel ({which}; "
+        "docs/results.md says what to expect)"
+    )
     print(
         f"reconstructed {metrics['input']['frames']} frames of {metrics['input']['width']}x{metrics['input']['height']} "
         f"in {metrics['seconds']:.2f}s: PSNR {metrics['psnr_db']:.2f} dB, SSIM {metrics['ssim']:.3f}, "
@@ -136,6 +229,8 @@ def add_encode_args(parser) -> None:
 
 
 def save_tokens(path: str, token_ids, model, input_shape, fps: float, model_id: str, prompt: str | None = None) -> None:
+    import torch
+
     from .video_io import atomic_save_safetensors
 
     tensors = {f"level_{i}": ids.detach().cpu().contiguous().to(torch.int64) for i, ids in enumerate(token_ids)}
@@ -176,6 +271,8 @@ def load_tokens(path: str):
 
 def _check_token_metadata(path: str, metadata: dict, token_ids: list) -> None:
     """The fields ``pyratok decode`` reads must parse, so a damaged file is an InvalidInputError, not a traceback."""
+    import torch
+
     for i, ids in enumerate(token_ids):
         if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool or ids.dim() not in (3, 4):
             raise InvalidInputError(f"{path}: level_{i} must be an integer grid [t, h, w] or [B, t, h, w], got {ids.dtype} {tuple(ids.shape)}.")
@@ -194,13 +291,23 @@ def _check_token_metadata(path: str, metadata: dict, token_ids: list) -> None:
 
 
 def run_encode(args) -> int:
-    model = load_model(args.model, args.device)
-    if args.tile:
-        model.enable_tiling()
-    clip = _read(args)
-    with torch.inference_mode():
-        enc = model.encode(clip.frames.unsqueeze(0).to(next(model.parameters()).device), text=args.prompt)
-    save_tokens(args.output, enc.token_ids, model, enc.input_shape, clip.fps, args.model or "bundled:pyratok-tiny", args.prompt)
+    import torch
+
+    from .progress import Stages
+
+    check_output_paths(args.output)
+    with Stages(["load model", "read video", "tokenize", "write tokens"], "encode", quiet=getattr(args, "quiet", False)) as stages:
+        stages.next("load model")
+        model = load_model(args.model, args.device)
+        if args.tile:
+            model.enable_tiling()
+        stages.next("read video")
+        clip = _read(args)
+        stages.next("tokenize")
+        with torch.inference_mode():
+            enc = model.encode(clip.frames.unsqueeze(0).to(next(model.parameters()).device), text=args.prompt)
+        stages.next("write tokens")
+        save_tokens(args.output, enc.token_ids, model, enc.input_shape, clip.fps, args.model or "bundled:pyratok-tiny", args.prompt)
     total = sum(ids.numel() for ids in enc.token_ids)
     print(f"wrote {args.output}: {total} tokens in {len(enc.token_ids)} levels "
           f"({' | '.join('x'.join(map(str, ids.shape[1:])) for ids in enc.token_ids)}), {model.config.codebook_bits} bits each")
@@ -211,23 +318,32 @@ def add_decode_args(parser) -> None:
     parser.add_argument("tokens", help="token file written by pyratok encode")
     parser.add_argument("-o", "--output", required=True, help="output video (.mp4 or .gif)")
     parser.add_argument("--model", default=None, help="model folder or Hub id (default: the bundled pyratok-tiny)")
-    parser.add_argument("--device", default=None)
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--num-levels", type=int, default=None, help="decode with only the first N levels")
 
 
 def run_decode(args) -> int:
+    import torch
+
+    from .progress import Stages
     from .video_io import write_video
 
-    token_ids, metadata = load_tokens(args.tokens)
-    model = load_model(args.model, args.device)
-    if metadata.get("config_fingerprint") not in (None, config_fingerprint(model)):
-        raise InvalidInputError(
-            f"{args.tokens} was made by model {metadata.get('model')!r} with a different config; decode with that model (--model)."
-        )
-    shape = tuple(json.loads(metadata.get("input_shape", "null")) or ()) or None
-    with torch.inference_mode():
-        video = model.decode(token_ids=[t.unsqueeze(0) if t.dim() == 3 else t for t in token_ids], num_levels=args.num_levels, output_shape=shape).sample
-    write_video(video[0].cpu(), args.output, fps=float(metadata.get("fps", 8.0)))
+    check_output_paths(args.output)
+    with Stages(["read tokens", "load model", "decode", "write video"], "decode", quiet=getattr(args, "quiet", False)) as stages:
+        stages.next("read tokens")
+        token_ids, metadata = load_tokens(args.tokens)
+        stages.next("load model")
+        model = load_model(args.model, args.device)
+        if metadata.get("config_fingerprint") not in (None, config_fingerprint(model)):
+            raise InvalidInputError(
+                f"{args.tokens} was made by model {metadata.get('model')!r} with a different config; decode with that model (--model)."
+            )
+        shape = tuple(json.loads(metadata.get("input_shape", "null")) or ()) or None
+        stages.next("decode")
+        with torch.inference_mode():
+            video = model.decode(token_ids=[t.unsqueeze(0) if t.dim() == 3 else t for t in token_ids], num_levels=args.num_levels, output_shape=shape).sample
+        stages.next("write video")
+        write_video(video[0].cpu(), args.output, fps=float(metadata.get("fps", 8.0)))
     print(f"wrote {args.output}: {video.shape[2]} frames of {video.shape[4]}x{video.shape[3]}")
     return 0
 
@@ -242,4 +358,7 @@ def add_build_corpus_args(parser) -> None:
 def run_build_corpus(args) -> int:
     from .data.corpus import main_build_corpus
 
-    return main_build_corpus(args.corpus_args)
+    corpus_args = [a for a in args.corpus_args if a not in ("-q", "--quiet")]
+    if (getattr(args, "quiet", False) or len(corpus_args) < len(args.corpus_args)) and "--no-progress" not in corpus_args:
+        corpus_args.append("--no-progress")  # pyratok --quiet build-corpus OUT / build-corpus OUT --quiet
+    return main_build_corpus(corpus_args)

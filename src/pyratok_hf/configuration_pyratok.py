@@ -84,6 +84,35 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _check_backbone_fields(backbone_config: dict, stages: int) -> None:
+    """The other ``AutoencoderKLWan`` arguments: wrong types there are bare TypeErrors inside diffusers."""
+    for key in ("in_channels", "out_channels"):
+        if key in backbone_config and not (_is_int(backbone_config[key]) and backbone_config[key] >= 1):
+            raise ConfigError(f"backbone_config[{key!r}] must be a positive integer, got {backbone_config[key]!r}.")
+    for key in ("decoder_base_dim", "patch_size"):
+        if backbone_config.get(key) is not None and not (_is_int(backbone_config[key]) and backbone_config[key] >= 1):
+            raise ConfigError(f"backbone_config[{key!r}] must be a positive integer or null, got {backbone_config[key]!r}.")
+    attn = backbone_config.get("attn_scales", [])
+    if not isinstance(attn, (list, tuple)) or not all(_is_number(v) and v > 0 for v in attn):
+        raise ConfigError(f"backbone_config['attn_scales'] must be a list of positive numbers (e.g. [] or [0.25]), got {attn!r}.")
+    if "temperal_downsample" in backbone_config:
+        down = backbone_config["temperal_downsample"]
+        if not isinstance(down, (list, tuple)) or not all(isinstance(v, bool) for v in down) or len(down) < stages - 1:
+            raise ConfigError(
+                f"backbone_config['temperal_downsample'] must be a list of {stages - 1} booleans (one per downsampling, e.g. "
+                f"[false, true, true]), got {down!r}."
+            )
+    dropout = backbone_config.get("dropout", 0.0)
+    if not (_is_number(dropout) and 0 <= dropout < 1):
+        raise ConfigError(f"backbone_config['dropout'] must be a number in [0, 1), got {dropout!r}.")
+    if "is_residual" in backbone_config and not isinstance(backbone_config["is_residual"], bool):
+        raise ConfigError(f"backbone_config['is_residual'] must be true or false, got {backbone_config['is_residual']!r}.")
+    for key in ("latents_mean", "latents_std"):
+        value = backbone_config.get(key)
+        if value is not None and (not isinstance(value, (list, tuple)) or not all(_is_number(v) for v in value)):
+            raise ConfigError(f"backbone_config[{key!r}] must be a list of numbers, got {value!r}.")
+
+
 def _check_structured_fields(backbone_config, num_levels, sequences: dict) -> None:
     """Type checks that must run before ``__init__`` derives defaults from these fields, so a wrong type is a
     :class:`ConfigError` instead of an AttributeError / TypeError / MemoryError inside ``__init__``."""
@@ -96,6 +125,7 @@ def _check_structured_fields(backbone_config, num_levels, sequences: dict) -> No
         dim_mult = backbone_config.get("dim_mult", [1])
         if not isinstance(dim_mult, (list, tuple)) or not dim_mult or not all(_is_int(m) and m >= 1 for m in dim_mult):
             raise ConfigError(f"backbone_config['dim_mult'] must be a non-empty list of positive integers, got {dim_mult!r}.")
+        _check_backbone_fields(backbone_config, len(dim_mult) if "dim_mult" in backbone_config else 4)
     if not _is_int(num_levels) or not 1 <= num_levels <= MAX_LEVELS:
         raise ConfigError(f"num_levels must be an integer in [1, {MAX_LEVELS}], got {num_levels!r}.")
     for name, value in sequences.items():

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import logging
 import math
 import os
@@ -405,13 +404,11 @@ def resolve_release_folder(src: str, subfolder: str | None = "vae", allow_pickle
 
 def load_release_checkpoint(folder: str, allow_pickle: bool = False) -> tuple[dict, dict[str, torch.Tensor]]:
     """Read ``config.json`` and the weights of a release ``vae/`` folder (safetensors; pickle only if allowed)."""
-    from safetensors.torch import load_file
+    from .loading import load_safetensors_checked, read_json_object
 
-    with open(os.path.join(folder, "config.json"), encoding="utf-8") as handle:
-        try:
-            release_config = json.load(handle)
-        except json.JSONDecodeError as err:
-            raise CheckpointError(f"{folder}/config.json is not valid JSON: {err}") from err
+    # The loading gate's checks: one JSON object, and safetensors headers checked before safetensors reads them.
+    release_config = read_json_object(os.path.join(folder, "config.json"), what="release config.json", error=CheckpointError)
+    load_file = load_safetensors_checked
     class_name = release_config.get("_class_name")
     has_lapq_fields = any(k.startswith("lapq_") for k in release_config)
     if class_name != RELEASE_CLASS_NAME and not has_lapq_fields:
@@ -424,11 +421,11 @@ def load_release_checkpoint(folder: str, allow_pickle: bool = False) -> tuple[di
     if os.path.isfile(single):
         return release_config, load_file(single)
     if os.path.isfile(index):
-        with open(index, encoding="utf-8") as handle:
-            weight_map = json.load(handle).get("weight_map", {})
+        from .loading import check_safetensors_index
+
         state: dict[str, torch.Tensor] = {}
-        for shard in sorted(set(weight_map.values())):
-            state.update(load_file(os.path.join(folder, shard)))
+        for shard in check_safetensors_index(folder, RELEASE_INDEX_NAME):
+            state.update(load_file(shard))
         return release_config, state
     pickled = [name for name in PICKLE_WEIGHTS_NAMES if os.path.isfile(os.path.join(folder, name))]
     if pickled and not allow_pickle:

@@ -38,9 +38,9 @@ from .losses import (
     token_text_alignment_loss,
 )
 from .backbone import WanBackbone
-from .errors import InvalidInputError, ResourceLimitError
+from .errors import ConfigError, InvalidInputError, NonFiniteOutputError, ResourceLimitError
 from .lapq import LaPQ, level_grid, resize_causal
-from .quantizer import check_ids_in_range, ids_to_codes
+from .quantizer import as_int64_ids, check_ids_in_range, ids_to_codes
 from .text_encoder import FrozenTextEncoder, TextEncoding, validate_prompts
 
 logger = logging.getLogger(__name__)
@@ -100,13 +100,52 @@ def _check_output_shape(output_shape) -> tuple[int, int, int]:
     return values
 
 
+def check_tensor_kind(tensor: torch.Tensor, what: str) -> None:
+    """Refuse tensors that hold no ordinary data: sparse / nested / quantized layouts, the meta device, complex.
+
+    Non-contiguous and channels-last tensors, views and ``requires_grad`` tensors are fine (nothing is copied).
+    """
+    if tensor.layout != torch.strided or getattr(tensor, "is_nested", False):
+        raise InvalidInputError(f"{what} is a {tensor.layout} tensor; pass a dense one (x.to_dense()).")
+    if tensor.is_quantized:
+        raise InvalidInputError(f"{what} is a quantized tensor ({tensor.dtype}); pass x.dequantize().")
+    if tensor.device.type == "meta":
+        raise InvalidInputError(f"{what} is on the meta device, so it holds no values; load or compute real data first.")
+    if tensor.is_complex():
+        raise InvalidInputError(f"{what} has the complex dtype {tensor.dtype}; pass real values (x.real or x.abs()).")
+
+
+def value_range(tensor: torch.Tensor) -> tuple[float, float]:
+    """``(min, max)`` in one pass with no tensor-sized temporary; NaN propagates and Inf shows as itself."""
+    low, high = torch.aminmax(tensor.detach())
+    return float(low), float(high)
+
+
+def check_finite_output(tensor: torch.Tensor, what: str, hint: str) -> None:
+    """Raise :class:`NonFiniteOutputError` rather than return NaN / Inf as if they were a result (one cheap pass)."""
+    low, high = value_range(tensor)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise NonFiniteOutputError(
+            f"{what} came out as NaN or Inf, so no result is returned. {hint} If the inputs are ordinary, the "
+            "checkpoint may be damaged: re-download it or re-save it."
+        )
+
+
 # ----------------------------------------------------------------------------- the shared core
 class PyraTokCore:
     """Mixin: build with :meth:`_build_pyratok(config)` from ``__init__`` of an ``nn.Module`` subclass."""
 
     def _build_pyratok(self, config) -> None:
         self.pyratok_config = config
-        self.backbone = WanBackbone(config.backbone_config)
+        try:
+            self.backbone = WanBackbone(config.backbone_config)
+        except (TypeError, ValueError, IndexError, KeyError, AttributeError, ZeroDivisionError) as err:
+            if isinstance(err, ConfigError):
+                raise
+            raise ConfigError(
+                f"backbone_config cannot build a Wan VAE ({type(err).__name__}: {err}); check its fields against "
+                "diffusers' AutoencoderKLWan (e.g. attn_scales: list of numbers, temperal_downsample: list of booleans)."
+            ) from err
         self.backbone.requires_grad_(False)  # frozen by default; LoRA adapters add trainable weights
         self.lapq = LaPQ(config, self.backbone.stage_channels())
         K = config.codebook_bits
@@ -156,6 +195,39 @@ class PyraTokCore:
     def _backbone_dtype(self) -> torch.dtype:
         return next(self.backbone.parameters()).dtype
 
+    def _backbone_device(self) -> torch.device:
+        return next(self.backbone.parameters()).device
+
+    def _keep_modules_in_fp32(self) -> None:
+        """Put the modules named by ``_keep_in_fp32_modules`` back in float32 (after a cast to fp16 / bf16)."""
+        for name in getattr(type(self), "_keep_in_fp32_modules", None) or ():
+            module = getattr(self, name, None)
+            if isinstance(module, nn.Module) and any(p.is_floating_point() and p.dtype != torch.float32 for p in module.parameters()):
+                module.float()
+
+    def _cast_keeping_fp32_modules(self, dtype: torch.dtype) -> None:
+        """Cast floating-point weights to ``dtype`` except the ``_keep_in_fp32_modules`` (LaPQ), which are never
+        rounded through ``dtype`` (the loaders' ``torch_dtype``)."""
+        keep = set(getattr(type(self), "_keep_in_fp32_modules", None) or ())
+        cast = lambda t: t.to(dtype) if t.is_floating_point() else t  # noqa: E731
+        nn.Module._apply(self, cast, recurse=False)  # the model's own parameters (level_embedding)
+        for name, child in self.named_children():
+            if name not in keep:
+                nn.Module._apply(child, cast)
+        self._keep_modules_in_fp32()
+
+    def _lapq_dtype(self) -> torch.dtype:
+        """float32 (or float64); a half-precision LaPQ is refused: its sign quantization flips in fp16 / bf16."""
+        p = next(self.lapq.parameters(), None)
+        if p is None:
+            return torch.float32
+        if p.dtype not in (torch.float32, torch.float64):
+            raise InvalidInputError(
+                f"LaPQ is in {p.dtype} but must stay in float32 (signs of small half-precision values flip); the model was "
+                "cast with .to()/.half(). Load with from_pretrained(..., torch_dtype=...) instead, or call model.lapq.float()."
+            )
+        return p.dtype
+
     def encode_text(self, text=None, text_embeds=None, text_attention_mask=None, batch_size: int | None = None):
         """Project text to the states levels attend to. Returns ``(states [B,S,E], mask [B,S], pooled [B,E])``
         or ``None`` without text. ``text``: str / list of str; ``text_embeds``: raw text-model states."""
@@ -175,8 +247,23 @@ class PyraTokCore:
         else:
             states = text_embeds
             if not torch.is_tensor(states) or states.dim() != 3:
-                raise InvalidInputError("text_embeds must be a float tensor [batch, tokens, text_hidden_size].")
-            mask = text_attention_mask if text_attention_mask is not None else torch.ones(states.shape[:2], dtype=torch.bool, device=states.device)
+                raise InvalidInputError(
+                    f"text_embeds must be a float tensor [batch, tokens, text_hidden_size], got {getattr(states, 'shape', type(states).__name__)}."
+                )
+            check_tensor_kind(states, "text_embeds")
+            if not states.is_floating_point():
+                raise InvalidInputError(
+                    f"text_embeds must be floating point (the text model's hidden states), got {states.dtype}; for token ids or "
+                    "strings pass text=... instead."
+                )
+            if states.shape[0] == 0 or states.shape[1] == 0:
+                raise InvalidInputError(
+                    f"text_embeds has no tokens (shape {tuple(states.shape)}); give at least one token per prompt, or omit text."
+                )
+            low, high = value_range(states)
+            if not (math.isfinite(low) and math.isfinite(high)):
+                raise InvalidInputError("text_embeds contains NaN or Inf; recompute the text states (or clean them with torch.nan_to_num).")
+            mask = self._check_text_mask(text_attention_mask, tuple(states.shape[:2]))
         if states.shape[-1] != self.pyratok_config.text_hidden_size:
             raise InvalidInputError(
                 f"text states have width {states.shape[-1]} but the model expects text_hidden_size="
@@ -187,17 +274,50 @@ class PyraTokCore:
         dtype = self.text_proj[0].weight.dtype
         mask = mask.to(self._device()).bool()
         projected = self.text_proj(states.to(self._device(), dtype))
+        low, high = value_range(projected)  # [B, S, E]: tiny
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise InvalidInputError(
+                "the text states overflow to NaN/Inf in the text projection (text_embeds values are far too large, e.g. 1e30); "
+                "pass the text model's hidden states unscaled."
+            )
         weights = mask.unsqueeze(-1).to(projected.dtype)
         pooled = (projected * weights).sum(1) / weights.sum(1).clamp_min(1.0)
         return projected, mask, pooled
 
     # ------------------------------------------------------------------ input checks and padding
+    @staticmethod
+    def _check_text_mask(mask, shape: tuple[int, int]) -> torch.Tensor:
+        """``text_attention_mask``: ``[batch, tokens]`` of bool or 0/1, at least one real token per prompt."""
+        if mask is None:
+            return torch.ones(shape, dtype=torch.bool)
+        if not torch.is_tensor(mask):
+            raise InvalidInputError(f"text_attention_mask must be a tensor [batch, tokens] of bool or 0/1, got {type(mask).__name__}.")
+        check_tensor_kind(mask, "text_attention_mask")
+        if tuple(mask.shape) != shape:
+            raise InvalidInputError(
+                f"text_attention_mask has shape {tuple(mask.shape)} but text_embeds needs {shape} ([batch, tokens]); pass the "
+                "attention_mask the tokenizer returned with these states."
+            )
+        if mask.dtype != torch.bool:
+            valid = torch.logical_or(mask == 0, mask == 1).all()  # [B, S]: tiny
+            if not bool(valid):
+                raise InvalidInputError("text_attention_mask must hold only 0/1 (or True/False): 1 marks a real token, 0 padding.")
+            mask = mask != 0
+        if not bool(mask.any(dim=1).all()):
+            rows = torch.nonzero(~mask.any(dim=1)).flatten().tolist()[:5]
+            raise InvalidInputError(
+                f"text_attention_mask masks every token of prompt(s) {rows}: attention over no token is undefined (NaN). "
+                "Mark at least one real token per prompt, or omit text."
+            )
+        return mask
+
     def _check_pixels(self, pixel_values) -> tuple[torch.Tensor, bool]:
         if not torch.is_tensor(pixel_values):
             raise InvalidInputError(
                 f"pixel_values must be a torch.Tensor [B, 3, T, H, W] in [-1, 1], got {type(pixel_values).__name__}; "
                 "use pyratok_hf.video_io.read_video to load a file."
             )
+        check_tensor_kind(pixel_values, "pixel_values")
         if pixel_values.dim() == 4:
             image = True
             pixel_values = pixel_values.unsqueeze(2)
@@ -231,9 +351,10 @@ class PyraTokCore:
             pixel_values = pixel_values.clamp(-1, 1)
         # Compute in the backbone's dtype: float16 / float64 frames would otherwise stop at the first
         # convolution with a bare "Input type and bias type should be the same" RuntimeError.
-        weight_dtype = self._backbone_dtype()
-        if pixel_values.dtype != weight_dtype:
-            pixel_values = pixel_values.to(weight_dtype)
+        # Inputs on another device than the model are moved (one copy, needed anyway; none when they match).
+        weight = next(self.backbone.parameters())
+        if pixel_values.dtype != weight.dtype or pixel_values.device != weight.device:
+            pixel_values = pixel_values.to(device=weight.device, dtype=weight.dtype)
         return pixel_values, image
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
@@ -307,6 +428,13 @@ class PyraTokCore:
         z = self._normalize(z)
         return z, self.lapq.pool_laterals(features, tuple(z.shape[2:]))
 
+    def _check_encoding(self, z, levels) -> None:
+        """No NaN / Inf may hide in ids: a NaN logit would quantize silently to -1 (latent and logits are small)."""
+        hint = "Check the input video and text (text_embeds of the text model, unscaled)."
+        check_finite_output(z, "the backbone's latent", hint)
+        for l, level in enumerate(levels):
+            check_finite_output(level.logits, f"level {l}'s pre-quantization values", hint)
+
     def _latent_statistics(self, like: torch.Tensor):
         # Built from the config on use, not stored as buffers: non-persistent buffers are left
         # uninitialised when transformers 5 loads a model on the meta device.
@@ -330,7 +458,15 @@ class PyraTokCore:
     def _encode_one(self, x, text_info, num_levels):
         z, laterals = self._encode_continuous(x)
         states, mask = (text_info[0], text_info[1]) if text_info is not None else (None, None)
-        quantized, levels = self.lapq(z, laterals, states, mask, num_levels=num_levels)
+        # LaPQ's boundary: it runs in float32 even when the backbone / text projection are fp16 or bf16
+        # (latent-sized tensors only, 1/48 of the clip at most; nothing is cast when the dtypes already agree).
+        dtype = self._lapq_dtype()
+        z_q = z if z.dtype == dtype else z.to(dtype)
+        laterals = [lat if lat is None or lat.dtype == dtype else lat.to(dtype) for lat in laterals]
+        if states is not None and states.dtype != dtype:
+            states = states.to(dtype)
+        quantized, levels = self.lapq(z_q, laterals, states, mask, num_levels=num_levels)
+        self._check_encoding(z, levels)
         return z, quantized, levels
 
     def encode(self, pixel_values, text=None, text_embeds=None, text_attention_mask=None, num_levels: int | None = None, return_dict: bool = True):
@@ -390,8 +526,10 @@ class PyraTokCore:
         for i, ids in enumerate(token_ids):
             if not torch.is_tensor(ids) or ids.dim() != 4:
                 raise InvalidInputError(f"token_ids[{i}] must be a LongTensor [B, t, h, w], got {getattr(ids, 'shape', type(ids).__name__)}.")
+            check_tensor_kind(ids, f"token_ids[{i}]")
             if ids.numel() == 0:
                 raise InvalidInputError(f"token_ids[{i}] is empty (shape {tuple(ids.shape)}); every level needs at least one token.")
+            token_ids[i] = ids = as_int64_ids(ids, what=f"token_ids[{i}]")  # uint16/32/64 -> int64 (ids are small)
             check_ids_in_range(ids, c.codebook_bits, what=f"token_ids[{i}]")
         batch = token_ids[0].shape[0]
         if any(ids.shape[0] != batch for ids in token_ids):
@@ -426,15 +564,28 @@ class PyraTokCore:
             output_shape = _check_output_shape(output_shape)
         if token_ids is not None:
             latents = self.ids_to_latents(token_ids, num_levels=num_levels, output_shape=output_shape)
-        elif not torch.is_tensor(latents) or latents.dim() != 5 or latents.shape[1] != self.pyratok_config.latent_channels:
-            raise InvalidInputError(
-                f"latents must be a tensor [B, {self.pyratok_config.latent_channels}, T', H', W'], got {getattr(latents, 'shape', type(latents).__name__)}."
-            )
+        else:
+            if not torch.is_tensor(latents) or latents.dim() != 5 or latents.shape[1] != self.pyratok_config.latent_channels:
+                raise InvalidInputError(
+                    f"latents must be a tensor [B, {self.pyratok_config.latent_channels}, T', H', W'], got {getattr(latents, 'shape', type(latents).__name__)}."
+                )
+            check_tensor_kind(latents, "latents")
+            if output_shape is not None and self.latent_shape(*output_shape) != tuple(latents.shape[2:]):
+                c = self.pyratok_config
+                full = ((latents.shape[2] - 1) * c.temporal_compression + 1, latents.shape[3] * c.spatial_compression, latents.shape[4] * c.spatial_compression)
+                raise InvalidInputError(
+                    f"output_shape {tuple(output_shape)} needs a latent grid of {self.latent_shape(*output_shape)}, but these latents "
+                    f"have {tuple(latents.shape[2:])} (a video of at most {full}): pass the input_shape that encode() returned "
+                    "with these latents."
+                )
         if not latents.is_floating_point() or latents.numel() == 0:
             raise InvalidInputError(f"latents must be a non-empty floating-point tensor, got dtype {latents.dtype} and shape {tuple(latents.shape)}.")
-        if not torch.isfinite(latents).all():
-            raise InvalidInputError("latents contain NaN or Inf.")
-        latents = latents.to(self._backbone_dtype())  # float16/64 latents would fail at the first convolution
+        low, high = value_range(latents)  # latent-sized: 1/48 of the video
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise InvalidInputError("latents contain NaN or Inf; pass the latents that encode() returned.")
+        weight = next(self.backbone.parameters())
+        if latents.dtype != weight.dtype or latents.device != weight.device:
+            latents = latents.to(device=weight.device, dtype=weight.dtype)  # float16/64 latents would fail at the first conv
         z = self._denormalize(latents)
         if self.use_slicing and z.shape[0] > 1:
             video = torch.cat([self._decode_latent(zi) for zi in z.split(1)])
@@ -443,6 +594,11 @@ class PyraTokCore:
         if output_shape is not None:
             t, h, w = output_shape
             video = video[:, :, :t, :h, :w]
+        # One reduction over the output (no copy): NaN / Inf video is an error, never a result.
+        check_finite_output(
+            video, "the decoded video",
+            f"The latents span [{low:.3g}, {high:.3g}]; encode() gives values of a few units, so were they scaled or edited?",
+        )
         out = PyraTokDecoderOutput(sample=video)
         return out if return_dict else (video,)
 

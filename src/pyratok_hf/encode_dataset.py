@@ -28,6 +28,21 @@ rewritten (encoding is deterministic), so there are no duplicates and no gaps.
     level_{l}.shape     int64 [N, 3]     its (t, h, w) grid
     metadata: format, sample_ids (dataset keys), captions, fps, codebook_bits, num_levels, config_hash
 
+**Hugging Face dataset format** (``--format datasets``): the shards are Parquet files
+(``shards/r00000-s000000.parquet``), one row per clip, loadable with
+``datasets.load_dataset("parquet", data_files=token_dataset_files(OUT))`` (or any Parquet reader)::
+
+    sample_index  int64          index of the sample in the source dataset
+    sample_id     string         its key (file name / id)
+    caption       string | null  its caption
+    fps           float64
+    input_shape   list<int64>    (T, H, W) of the clip that was tokenized
+    level_{l}_ids   list<int64>  level l's token ids, flattened (t, h, w)
+    level_{l}_shape list<int64>  its (t, h, w) grid
+
+:func:`row_token_ids` turns a row back into per-level grids for ``model.decode``. Writing and resuming follow
+the same commit protocol as the safetensors shards.
+
 Bad samples (unreadable, corrupt, too short, failing to encode) are skipped, logged and counted by reason in
 the progress files and the manifest.
 """
@@ -61,7 +76,10 @@ _NO_CAPTION = "(no caption)"  # stand-in so the shared clip loader does not skip
 _RUN_KEYS = (
     "data", "split", "video_column", "text_column", "num_frames", "frame_stride", "start", "size", "pad_short_clips",
     "samples_per_shard", "world_size", "num_levels", "use_text", "dtype", "chunk_latent_frames", "model_path", "config_hash",
+    "format",
 )  # fmt: skip
+_RUN_DEFAULTS = {"format": "safetensors"}  # settings added later: what an older run.json without them meant
+SHARD_SUFFIX = {"safetensors": ".safetensors", "datasets": ".parquet"}
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -99,12 +117,18 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--world-size", type=int, default=None, help="number of processes when launching by hand")
     parser.add_argument("--overwrite", action="store_true", help="discard this rank's earlier output instead of resuming")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--format", choices=tuple(SHARD_SUFFIX), default="safetensors",
+        help="shard files: safetensors (default) or datasets = Parquet, one row per clip, for datasets.load_dataset('parquet')",
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- reading the output
 def load_token_shard(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Read one shard: a list of ``{"index", "sample_id", "caption", "input_shape", "fps", "token_ids"}`` where
     ``token_ids`` is a tuple of per-level LongTensors ``[t, h, w]`` (coarse to fine)."""
+    if str(path).endswith(".parquet"):
+        return _load_parquet_shard(path)
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as handle:
@@ -125,6 +149,42 @@ def load_token_shard(path: str | os.PathLike) -> list[dict[str, Any]]:
             "input_shape": tuple(tensors["input_shape"][n].tolist()), "token_ids": tuple(grids),
         })  # fmt: skip
     return samples
+
+
+def _load_parquet_shard(path) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(str(path))
+    meta = json.loads((table.schema.metadata or {}).get(b"pyratok", b"{}"))
+    if meta.get("format") != FORMAT:
+        raise InvalidInputError(f"{path} is not a {FORMAT} Parquet token shard (format={meta.get('format')!r}).")
+    return [
+        {"index": row["sample_index"], "sample_id": row["sample_id"], "caption": row["caption"] or None, "fps": row["fps"],
+         "input_shape": tuple(row["input_shape"]), "token_ids": row_token_ids(row)}
+        for row in table.to_pylist()
+    ]  # fmt: skip
+
+
+def row_token_ids(row: dict[str, Any]) -> tuple:
+    """Per-level LongTensors ``[t, h, w]`` (coarse to fine) of one row of a ``--format datasets`` shard.
+
+    ``model.decode(token_ids=[g[None] for g in row_token_ids(row)], output_shape=tuple(row["input_shape"]))``
+    decodes it.
+    """
+    levels = sorted(int(k[len("level_"):-len("_ids")]) for k in row if k.startswith("level_") and k.endswith("_ids"))
+    if levels != list(range(len(levels))) or not levels:
+        raise InvalidInputError(f"a token row needs columns level_0_ids .. level_L_ids with their _shape columns, got {sorted(row)}.")
+    return tuple(torch.as_tensor(row[f"level_{l}_ids"], dtype=torch.int64).view(*row[f"level_{l}_shape"]) for l in levels)
+
+
+def token_dataset_files(output_dir: str | os.PathLike) -> list[str]:
+    """The shard files of a finished output folder, for ``datasets.load_dataset("parquet", data_files=...)``."""
+    output_dir = Path(output_dir)
+    manifest_path = output_dir / "manifest.json"
+    if not manifest_path.is_file():
+        raise DatasetError(f"{output_dir} has no manifest.json: the encode-dataset run has not finished; rerun it to resume.")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    return [str(output_dir / shard["file"]) for shard in manifest["shards"] if shard["num_samples"]]
 
 
 def iter_token_dataset(output_dir: str | os.PathLike) -> Iterator[dict[str, Any]]:
@@ -254,7 +314,10 @@ def _check_run_settings(output_dir: Path, settings: dict, rank: int, overwrite: 
     path = output_dir / "run.json"
     if path.is_file() and not overwrite:
         previous = json.loads(path.read_text(encoding="utf-8"))
-        changed = [f"{k}: {previous.get(k)!r} -> {settings.get(k)!r}" for k in _RUN_KEYS if previous.get(k) != settings.get(k)]
+        changed = [
+            f"{k}: {previous.get(k, _RUN_DEFAULTS.get(k))!r} -> {settings.get(k)!r}"
+            for k in _RUN_KEYS if previous.get(k, _RUN_DEFAULTS.get(k)) != settings.get(k)
+        ]  # fmt: skip
         if changed:
             raise ConfigError(
                 f"{output_dir} was started with other settings ({'; '.join(changed)}). Resume with the same settings, "
@@ -292,6 +355,29 @@ def _write_shard(path: Path, samples: list[dict], num_levels: int, meta: dict) -
     atomic_save_safetensors(tensors, path, metadata=metadata)
 
 
+def _write_parquet_shard(path: Path, samples: list[dict], num_levels: int, meta: dict) -> None:
+    """One row per sample (see the module docstring), written atomically like the safetensors shards."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .video_io import atomic_output_path
+
+    ids = pa.list_(pa.int64())
+    columns = {
+        "sample_index": pa.array([s["index"] for s in samples], pa.int64()),
+        "sample_id": pa.array([str(s["sample_id"]) for s in samples], pa.string()),
+        "caption": pa.array([s["caption"] or None for s in samples], pa.string()),
+        "fps": pa.array([float(s["fps"]) for s in samples], pa.float64()),
+        "input_shape": pa.array([list(map(int, s["input_shape"])) for s in samples], ids),
+    }
+    for l in range(num_levels):
+        columns[f"level_{l}_ids"] = pa.array([s["token_ids"][l].reshape(-1).tolist() for s in samples], ids)
+        columns[f"level_{l}_shape"] = pa.array([list(s["token_ids"][l].shape) for s in samples], ids)
+    table = pa.table(columns).replace_schema_metadata({"pyratok": json.dumps(meta)})
+    with atomic_output_path(path) as temporary:
+        pq.write_table(table, str(temporary))
+
+
 def _write_manifest(output_dir: Path, world: int, settings: dict, model_info: dict) -> bool:
     """Merge every rank's progress into manifest.json once all ranks have finished; return whether written."""
     ranks = []
@@ -321,6 +407,7 @@ def _write_manifest(output_dir: Path, world: int, settings: dict, model_info: di
         "skipped_by_reason": dict(Counter(s["reason"] for s in skipped)),
         "skipped_samples": skipped,
         "shards": shards,
+        "shard_format": settings.get("format", "safetensors"),
         "model": model_info,
         "settings": settings,
         "world_size": world,
@@ -397,6 +484,9 @@ def run(args) -> int:
     if args.batch_size < 1:
         raise InvalidInputError(f"--batch-size must be >= 1, got {args.batch_size}.")
     resolve_dtype(args.dtype)
+    shard_format = getattr(args, "format", "safetensors")
+    if shard_format not in SHARD_SUFFIX:
+        raise InvalidInputError(f"--format must be one of {', '.join(SHARD_SUFFIX)}, got {shard_format!r}.")
     rank, world, state = _resolve_world(args)
     output_dir = Path(args.output_dir)
     (output_dir / "shards").mkdir(parents=True, exist_ok=True)
@@ -416,7 +506,7 @@ def run(args) -> int:
         "size": list(args.size) if args.size else None, "pad_short_clips": bool(args.pad_short_clips),
         "samples_per_shard": args.samples_per_shard, "world_size": world, "num_levels": num_levels,
         "use_text": not args.no_text, "dtype": args.dtype, "chunk_latent_frames": args.chunk_latent_frames,
-        "model_path": os.path.abspath(model_path), "config_hash": config_hash(config),
+        "model_path": os.path.abspath(model_path), "config_hash": config_hash(config), "format": shard_format,
     }  # fmt: skip
     model_info = {
         "path": settings["model_path"], "config_hash": settings["config_hash"], "codebook_bits": config.codebook_bits,
@@ -441,10 +531,11 @@ def run(args) -> int:
                unit="clip", disable=args.no_progress or (state is not None and not state.is_local_main_process))  # fmt: skip
 
     def flush(shard: int, indices: list[int], done: list[dict], skipped: list[dict]) -> None:
-        name = f"shards/r{rank:05d}-s{shard:06d}.safetensors"
+        name = f"shards/r{rank:05d}-s{shard:06d}{SHARD_SUFFIX[shard_format]}"
         done.sort(key=lambda s: s["index"])
         if done:
-            _write_shard(output_dir / name, done, num_levels, {**shard_meta, "shard": shard})
+            write = _write_parquet_shard if shard_format == "datasets" else _write_shard
+            write(output_dir / name, done, num_levels, {**shard_meta, "shard": shard})
         progress.commit(shard, {
             "file": name if done else None, "num_samples": len(done), "skipped": sorted(skipped, key=lambda s: s["index"]),
             "first_index": indices[0], "last_index": indices[-1],

@@ -14,12 +14,21 @@ class InvalidInputError(PyraTokError, ValueError):
     """Pixel values, token ids or text given to a model have the wrong shape, dtype, range or count."""
 
 
+class NonFiniteOutputError(InvalidInputError):
+    """``encode`` / ``decode`` produced NaN or Inf from finite inputs (e.g. latents scaled to 1e38, text states of
+    1e30, or a damaged checkpoint); raised instead of returning the values, so no output looks valid after a failure."""
+
+
 class ConfigError(PyraTokError, ValueError):
     """A configuration is inconsistent (e.g. levels and encoder taps disagree)."""
 
 
 class CheckpointError(PyraTokError, OSError):
     """A checkpoint cannot be loaded safely: wrong format, pickle-only, or shapes that do not match its config."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """The model path is empty, does not exist, is a file instead of a folder, or is neither a folder nor a Hub repo."""
 
 
 class ResourceLimitError(PyraTokError, MemoryError):

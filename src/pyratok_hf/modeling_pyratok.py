@@ -17,7 +17,7 @@ from transformers import AutoConfig, AutoModel, PreTrainedModel
 
 from .configuration_pyratok import PyraTokConfig
 from .core import PyraTokCore, PyraTokDecoderOutput, PyraTokEncoderOutput, PyraTokModelOutput
-from .errors import CheckpointError
+from .errors import CheckpointError, CheckpointNotFoundError
 
 
 class PyraTokPreTrainedModel(PreTrainedModel):
@@ -26,7 +26,10 @@ class PyraTokPreTrainedModel(PreTrainedModel):
     main_input_name = "pixel_values"
     supports_gradient_checkpointing = True
     _no_split_modules = ["WanEncoder3d", "WanDecoder3d", "LaPQLevel"]
+    # LaPQ quantizes by sign: it stays float32 when loading in float16 *and* bfloat16 (the strict list is the one
+    # transformers honours for bf16; the plain list only for fp16).
     _keep_in_fp32_modules = ["lapq"]
+    _keep_in_fp32_modules_strict = ["lapq"]
 
     def _init_weights(self, module):
         # Keep each layer's own PyTorch/diffusers initialisation: transformers' N(0, 0.02) default would
@@ -44,28 +47,37 @@ class PyraTokPreTrainedModel(PreTrainedModel):
         do not match the config (missing, unexpected or differently shaped weights) raises
         :class:`~pyratok_hf.errors.CheckpointError` naming the mismatch instead of silently re-initialising.
         """
+        from .loading import check_checkpoint_folder, check_finite_weights, checkpoint_load_errors
+
         if not allow_pickle:
             if kwargs.get("use_safetensors") is False:
                 raise CheckpointError("use_safetensors=False loads pickled weights, which can run code; pass allow_pickle=True to accept that risk.")
             kwargs["use_safetensors"] = True
         want_info = kwargs.pop("output_loading_info", False)
-        diffusers_folder = _local_diffusers_layout(pretrained_model_name_or_path, kwargs.get("subfolder"))
-        if diffusers_folder is not None:
+        # The gate: path, config.json and safetensors headers, before transformers sees anything.
+        checked = check_checkpoint_folder(pretrained_model_name_or_path, kwargs.get("subfolder") or None, allow_pickle=allow_pickle)
+        source = checked.folder if checked is not None else pretrained_model_name_or_path
+        dtype = kwargs.get("dtype") or kwargs.get("torch_dtype")
+        if checked is not None and checked.layout == "diffusers":
             # A folder written by diffusers' ModelMixin (diffusion_pytorch_model.safetensors): same keys, other file name.
             from .autoencoder_pyratok import AutoencoderPyraTok
 
-            source = AutoencoderPyraTok._from_diffusers_layout(diffusers_folder)
-            model = cls(source.pyratok_config)
-            model.load_state_dict(source.state_dict())
-            dtype = kwargs.get("dtype") or kwargs.get("torch_dtype")
-            model = (model.to(dtype) if isinstance(dtype, torch.dtype) else model).eval()
+            source_model = AutoencoderPyraTok._from_diffusers_layout(checked.folder, checked=checked)
+            model = cls(source_model.pyratok_config)
+            model.load_state_dict(source_model.state_dict())
+            if isinstance(dtype, torch.dtype):
+                model._cast_keeping_fp32_modules(dtype)
+            model = model.eval()
             info = {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": [], "error_msgs": []}
             return (model, info) if want_info else model
         # Let transformers load past shape mismatches and list them: they are turned into a CheckpointError
         # naming the keys below (transformers 5 otherwise raises a bare RuntimeError that names none).
         kwargs.setdefault("ignore_mismatched_sizes", True)
         try:
-            model, info = super().from_pretrained(pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs)
+            with checkpoint_load_errors(source):
+                model, info = super().from_pretrained(pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs)
+        except CheckpointError:
+            raise
         except (OSError, EnvironmentError) as err:
             text = str(err)
             if not allow_pickle and ("safetensors" in text or "model.safetensors" in text):
@@ -73,7 +85,13 @@ class PyraTokPreTrainedModel(PreTrainedModel):
                     f"{pretrained_model_name_or_path} has no safetensors weights. Pickled .bin/.pt files can run code when "
                     "loaded and are refused; convert them to safetensors, or pass allow_pickle=True if you trust the source."
                 ) from err
-            raise
+            if checked is None:  # a Hub id that the Hub (or its cache) could not provide
+                raise CheckpointNotFoundError(
+                    f"{pretrained_model_name_or_path} is not a local folder, and it could not be loaded as a Hub repo "
+                    f"({text.splitlines()[0] if text else type(err).__name__}). Check the path or repo id; offline, "
+                    "download the repo first and pass its folder."
+                ) from err
+            raise CheckpointError(f"{source} could not be loaded: {text}. Re-save the model or re-download it.") from err
         except RuntimeError as err:
             if "size mismatch" in str(err) or "shape" in str(err) or "ignore_mismatched_sizes" in str(err):
                 raise CheckpointError(f"weights in {pretrained_model_name_or_path} do not match its config: {err}") from err
@@ -87,10 +105,14 @@ class PyraTokPreTrainedModel(PreTrainedModel):
         if info.get("unexpected_keys"):
             problems.append(f"not used by the model: {sorted(info['unexpected_keys'])[:5]}")
         if strict and problems:
+            weights = ", ".join(checked.weights) if checked is not None and checked.weights else "its weights"
             raise CheckpointError(
-                f"checkpoint {pretrained_model_name_or_path} does not match its config.json — " + "; ".join(problems)
-                + ". Was config.json edited, or are these weights from another model? (strict=False loads anyway)"
+                f"checkpoint {pretrained_model_name_or_path} does not match its config.json ({weights}) — " + "; ".join(problems)
+                + ". Was config.json edited (restore it), or are the weights damaged or from another model (re-download or "
+                "re-save them)? (strict=False loads anyway)"
             )
+        check_finite_weights(model, ", ".join(checked.weights) if checked is not None and checked.weights else source)  # flipped bytes inside tensor data pass every header check
+        model._keep_modules_in_fp32()
         return (model, info) if want_info else model
 
 
@@ -186,16 +208,6 @@ class PyraTokModel(PyraTokCore, PyraTokPreTrainedModel):
         return nn.functional.normalize(feats, dim=-1) if normalize else feats
 
 
-def _local_diffusers_layout(path, subfolder) -> str | None:
-    """The local folder if it holds only diffusers-named weights (``diffusion_pytorch_model.safetensors``)."""
-    import os
-
-    folder = os.path.join(str(path), subfolder or "")
-    if os.path.isfile(os.path.join(folder, "diffusion_pytorch_model.safetensors")) and not os.path.isfile(os.path.join(folder, "model.safetensors")):
-        return folder
-    return None
-
-
 def register_auto_classes() -> None:
     """Register with AutoConfig/AutoModel (in process) and for ``auto_map`` (pushed folders, remote code)."""
     try:
@@ -209,6 +221,10 @@ def register_auto_classes() -> None:
     PyraTokConfig.register_for_auto_class()
     PyraTokModel.register_for_auto_class("AutoModel")
 
+
+# Registering on import keeps ``from pyratok_hf import PyraTokModel`` + ``AutoModel.from_pretrained`` working
+# while ``import pyratok_hf`` itself stays light (the package imports this module lazily).
+register_auto_classes()
 
 __all__ = [
     "PyraTokModel",

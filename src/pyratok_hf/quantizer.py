@@ -52,12 +52,34 @@ def codes_to_ids(codes: torch.Tensor) -> torch.Tensor:
 
 def ids_to_codes(ids: torch.Tensor, num_bits: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Unpack int64 ids ``[...]`` into ±1 codes ``[..., K]`` without any table."""
-    if ids.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
+    if ids.dtype not in _SIGNED + _UNSIGNED:
         raise InvalidInputError(f"token ids must be an integer tensor, got dtype {ids.dtype}.")
-    ids = ids.to(torch.int64)
+    ids = as_int64_ids(ids)
+    if ids.dtype != torch.int64:
+        ids = ids.to(torch.int64)
     # Test each bit against its mask and pick ±1 directly (2.5x faster than shift / and / scale at K=16).
     is_set = torch.bitwise_and(ids.unsqueeze(-1), _bit_masks(num_bits, ids.device)) != 0
     return torch.where(is_set, 1.0, -1.0).to(dtype)
+
+
+_UNSIGNED = tuple(getattr(torch, name) for name in ("uint16", "uint32", "uint64") if hasattr(torch, name))
+_SIGNED = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
+
+
+def as_int64_ids(ids: torch.Tensor, what: str = "token ids") -> torch.Tensor:
+    """Token ids as a tensor torch can compute with: int8/16/32/64 and uint8 unchanged; uint16/32/64 converted to
+    int64 (most torch ops are not implemented for them; uint64 keeps its bit pattern, as the id layout does).
+    Bool, float and complex tensors raise :class:`InvalidInputError`."""
+    if ids.dtype in _SIGNED:
+        return ids
+    if ids.dtype in _UNSIGNED:
+        if ids.dtype == torch.uint64:
+            return ids.view(torch.int64)  # same bits; ids >= 2^63 become negative, like the int64 id layout
+        return ids.to(torch.int64)
+    raise InvalidInputError(
+        f"{what} must be an integer tensor (torch.long), got dtype {ids.dtype}"
+        + (". Round and convert float ids with ids.round().long() only if they are exact integers." if ids.is_floating_point() else ".")
+    )
 
 
 def check_ids_in_range(ids: torch.Tensor, num_bits: int, what: str = "token ids") -> None:
@@ -66,6 +88,12 @@ def check_ids_in_range(ids: torch.Tensor, num_bits: int, what: str = "token ids"
         raise InvalidInputError(f"{what} must be an integer tensor (torch.long), got dtype {ids.dtype}.")
     if num_bits >= 64 or ids.numel() == 0:
         return  # every int64 is a valid 64-bit pattern
+    if ids.dtype in _UNSIGNED:
+        if ids.dtype == torch.uint64:
+            # Bit 63 set reads as negative through the int64 view: out of range for any K < 64.
+            ids = ids.view(torch.int64)
+        else:
+            ids = ids.to(torch.int64)
     low, high = int(ids.min()), int(ids.max())
     if low < 0 or high >= 2**num_bits:
         raise InvalidInputError(

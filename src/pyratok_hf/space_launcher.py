@@ -10,6 +10,12 @@ def add_args(parser) -> None:
 
 
 def run(args) -> int:
+    import importlib.util
+
+    from .errors import PyraTokError
+
+    if importlib.util.find_spec("gradio") is None:
+        raise PyraTokError('the demo needs Gradio, which is not installed: pip install "pyratok-hf[space]" (or make install).')
     from .space_app import launch
 
     launch(host=args.host, port=args.port, share=args.share)

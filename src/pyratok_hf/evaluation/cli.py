@@ -3,12 +3,13 @@
 ::
 
     pyratok evaluate --task reconstruction|retrieval|localization|segmentation|generation \\
-        --model PATH_OR_ID --data DIR [--output OUT_DIR] [--max-samples N]
-    pyratok evaluate --task benchmark --model NAME=PATH [NAME=PATH ...] --data DIR   # + baseline (b)
+        --data DIR [--model PATH_OR_ID] [--output OUT_DIR] [--max-samples N]
+    pyratok evaluate --task benchmark --data DIR [--model NAME=PATH ...]   # + baseline (b)
 
 ``--data`` is a corpus folder (``train/`` and ``val/`` with ``metadata.jsonl``, as written by
 ``pyratok build-corpus``) or one split folder. ``--model`` is a saved PyraTok folder; for ``generation`` it is
-a saved text-to-video pipeline folder. Outputs (written atomically) in ``--output``:
+a saved text-to-video pipeline folder. Without ``--model`` the bundled models are used (``pyratok-tiny``; for
+``generation`` the bundled tiny text-to-video pipeline), as for every other command. Outputs (written atomically) in ``--output``:
 ``<task>_results.json``, ``<task>_report.md`` and ``plots/*.png``.
 """
 
@@ -33,7 +34,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", required=True, choices=TASKS, help="what to evaluate")
     parser.add_argument(
         "--model", action="extend", nargs="+", default=[], metavar="PATH_OR_ID",
-        help="saved PyraTok model folder (generation: a text-to-video pipeline folder; benchmark: NAME=PATH pairs)",
+        help="saved PyraTok model folder (default: the bundled pyratok-tiny; generation: a text-to-video pipeline folder, "
+        "default the bundled one; benchmark: NAME=PATH pairs)",
     )  # fmt: skip
     parser.add_argument("--data", required=True, help="corpus folder with train/ and val/ (or one split folder)")
     parser.add_argument("--output", default=None, help="output folder (default: outputs/evaluate-TASK)")
@@ -62,7 +64,15 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-baseline", action="store_true", help="benchmark: leave out baseline (b)")
 
 
+def _default_model(task: str) -> str:
+    from .. import bundled_model_path, bundled_pipeline_path
+
+    return bundled_pipeline_path() if task == "generation" else bundled_model_path()
+
+
 def _single_model(args: argparse.Namespace) -> str:
+    if not args.model:
+        return _default_model(args.task)
     if len(args.model) != 1:
         raise InvalidInputError(f"--task {args.task} needs exactly one --model PATH, got {len(args.model)}.")
     return args.model[0]
@@ -90,7 +100,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     common = {"split": args.split, "max_samples": args.max_samples, "progress": progress}
     if args.task == "benchmark":
         return B.run_zero_shot_benchmark(
-            _benchmark_models(args.model), args.data, out_dir, split=args.split, max_samples=args.max_samples,
+            _benchmark_models(args.model or [f"pyratok-tiny={_default_model(args.task)}"]), args.data, out_dir, split=args.split, max_samples=args.max_samples,
             include_baseline=not args.no_baseline, window=args.window, crf=args.crf, device=args.device, progress=progress,
         )  # fmt: skip
     if args.task == "generation":
@@ -114,7 +124,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             result = B.evaluate_segmentation(model, args.data, threshold=args.threshold, crf=args.crf, plot_dir=plot_dir, num_plots=args.num_plots, **common)
     result = {
         **result,
-        "model": args.model[0] if args.model else None,
+        "model": args.model[0] if args.model else _default_model(args.task),
         "data": str(args.data),
         "split": args.split,
         "max_samples": args.max_samples,

@@ -136,12 +136,17 @@ class PyraTokPriorConfig(PretrainedConfig):
         if not 0.0 <= float(self.cfg_dropout_prob) < 1.0:
             raise ConfigError(f"cfg_dropout_prob must be in [0, 1), got {self.cfg_dropout_prob!r}.")
 
-    def build_lm_config(self):
-        """The backbone LM's own config object (``Qwen2Config`` or ``LlamaConfig``)."""
+    def build_lm_config(self, attn_implementation: str | None = None):
+        """The backbone LM's own config object (``Qwen2Config`` or ``LlamaConfig``).
+
+        ``attn_implementation`` (``"sdpa"``, ``"eager"``, ...) is set on it when given (the prior passes its own).
+        """
         import transformers
 
         config_cls = getattr(transformers, SUPPORTED_LMS[self.lm_type][0])
         kwargs = dict(self.lm_config)
+        if attn_implementation is not None:
+            kwargs["attn_implementation"] = attn_implementation
         rope_theta = kwargs.pop("rope_theta", None)
         if rope_theta is not None and "rope_parameters" not in kwargs:
             kwargs["rope_parameters"] = {"rope_theta": float(rope_theta), "rope_type": "default"}

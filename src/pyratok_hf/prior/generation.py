@@ -33,16 +33,48 @@ import torch.nn.functional as F
 from transformers import DynamicCache
 
 from ..errors import InvalidInputError
-from ..quantizer import codes_to_ids, ids_to_codes
-from .modeling_prior import block_causal_mask, build_layout
+from ..quantizer import check_ids_in_range, codes_to_ids, ids_to_codes
+from .layout import block_causal_mask, build_layout, position_ids
 
 logger = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------- sampling one set of logits
-def _uniform(shape, generator: torch.Generator | None, device) -> torch.Tensor:
+def _uniform(shape, generator, device) -> torch.Tensor:
+    """Uniform numbers of ``shape`` from one ``torch.Generator`` (or ``None``), or from a list of them: one per
+    row of the batch (``shape[0]``), each drawing that row exactly as it would draw a batch of one."""
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != shape[0]:
+            raise InvalidInputError(f"got {len(generator)} generators for a batch of {shape[0]}; pass one per video, or a single one.")
+        return torch.stack([_uniform((1, *shape[1:]), g, device)[0] for g in generator])
     gen_device = generator.device if generator is not None else "cpu"
     return torch.rand(shape, generator=generator, device=gen_device).to(device)
+
+
+def check_generator(generator, batch: int):
+    """``None``, a ``torch.Generator``, or a list of ``batch`` generators (one per video) -> the same, validated.
+
+    A list of one is the same as that generator alone.
+    """
+    if isinstance(generator, (list, tuple)):
+        generators = list(generator)
+        if not all(isinstance(g, torch.Generator) for g in generators):
+            raise InvalidInputError("generator must be a torch.Generator or a list of them.")
+        if len(generators) == 1:
+            return generators[0]
+        if len(generators) != batch:
+            raise InvalidInputError(f"got {len(generators)} generators for {batch} videos; pass one per video, or a single torch.Generator.")
+        return generators
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise InvalidInputError(f"generator must be a torch.Generator or a list of them, got {type(generator).__name__}.")
+    return generator
+
+
+def warn_if_other_mode(prior, mode: str) -> None:
+    """Warn once per prior when sampling in an order other than the one it was trained in."""
+    if mode != prior.config.mode and not prior.__dict__.get("_warned_mode_" + mode):
+        prior.__dict__["_warned_mode_" + mode] = True
+        logger.warning("this prior was trained in %r mode; sampling in %r mode gives poorer videos.", prior.config.mode, mode)
 
 
 def sample_bits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None, generator=None) -> torch.Tensor:
@@ -70,7 +102,8 @@ def sample_bits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | Non
 def sample_classes(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None, generator=None) -> torch.Tensor:
     """Class logits ``[..., C]`` -> int64 ids ``[...]`` (softmax head)."""
     flat = logits.float().reshape(-1, logits.shape[-1])
-    uniform = _uniform((flat.shape[0], 1), generator, flat.device)
+    # Drawn as [B, ...] (the same numbers as [B * ..., 1] from one generator) so that a list holds one per row.
+    uniform = _uniform((*logits.shape[:-1], 1), generator, flat.device).reshape(-1, 1)
     if temperature == 0:
         return flat.argmax(-1).reshape(logits.shape[:-1])
     flat = flat / temperature
@@ -130,6 +163,7 @@ class _PyramidSampler:
         self.batch = states.shape[0]  # rows in the LM batch (2B with guidance)
         self.layout = build_layout(states.shape[1], grids)
         self.attention = block_causal_mask(self.layout, mask, mode, prior._dtype())
+        self.positions = position_ids(self.layout, mask)
         self.cache = DynamicCache(config=prior.lm.config) if use_cache else None
         self.pieces: list[torch.Tensor] = [prior.prefix_embeddings(states)]  # every embedding so far (no-cache path)
         self.fed = 0  # positions already in the cache
@@ -145,12 +179,12 @@ class _PyramidSampler:
             start = self.fed
             fresh = torch.cat(self.pieces, 1) if len(self.pieces) > 1 else self.pieces[0]
             self.pieces = []
-            hidden = self.prior.run_lm(fresh, self.attention[:, :, start:end, :end], start, self.cache)
+            hidden = self.prior.run_lm(fresh, self.attention[:, :, start:end, :end], start, self.cache, self.positions[:, start:end])
             self.fed = end
             return hidden[:, -new_embeddings.shape[1] :]
         everything = torch.cat(self.pieces, 1)
         self.pieces = [everything]
-        hidden = self.prior.run_lm(everything, self.attention[:, :, :end, :end], 0, None)
+        hidden = self.prior.run_lm(everything, self.attention[:, :, :end, :end], 0, None, self.positions[:, :end])
         return hidden[:, -new_embeddings.shape[1] :]
 
     def sample(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -206,7 +240,7 @@ def generate(
     temperature: float = 1.0,
     top_k: int | None = None,
     top_p: float | None = None,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | list[torch.Generator] | None = None,
     use_cache: bool = True,
     batch_size: int | None = None,
     level_callback: Callable | None = None,
@@ -222,21 +256,22 @@ def generate(
         mode: ``"next_scale"`` or ``"token"`` (default: the mode the prior was trained in).
         guidance_scale: classifier-free guidance g; 1 disables it (no unconditional pass).
         temperature, top_k, top_p: see the module docstring.
-        generator: a ``torch.Generator``; the same seed gives the same tokens.
+        generator: a ``torch.Generator`` (the same seed gives the same tokens), or a list with one per video:
+            video i then draws from ``generator[i]`` exactly what a batch of one would, so it equals a run of
+            that video alone with that generator.
         use_cache: reuse keys/values of earlier positions (``DynamicCache``) instead of re-running the prefix.
         level_callback: ``fn(level, ids_so_far) -> None | list`` after each level; returning a list replaces
             the ids so far (its last entry is the level just sampled), e.g. to edit a coarse level.
     """
     mode = prior._check_mode(mode)
-    if mode != prior.config.mode and not prior.__dict__.get("_warned_mode_" + mode):
-        prior.__dict__["_warned_mode_" + mode] = True
-        logger.warning("this prior was trained in %r mode; sampling in %r mode gives poorer videos.", prior.config.mode, mode)
+    warn_if_other_mode(prior, mode)
     if grids is None:
         raise InvalidInputError("pass grids=tokenizer.token_grids(num_frames, height, width).")
     grids = prior._check_grids(grids)
     _check_sampling_args(guidance_scale, temperature, top_k, top_p)
     states, mask = prior.prepare_text(text_states, text_mask, batch_size)
     batch = states.shape[0]
+    generator = check_generator(generator, batch)
     if guidance_scale != 1.0:
         if negative_text_states is not None:
             neg_states, neg_mask = prior.prepare_text(negative_text_states, negative_text_mask)
@@ -272,8 +307,6 @@ def generate(
 
 
 def _check_replacement(replaced, ids, num_bits) -> list[torch.LongTensor]:
-    from ..quantizer import check_ids_in_range
-
     replaced = list(replaced)
     if len(replaced) != len(ids) or any(tuple(a.shape) != tuple(b.shape) for a, b in zip(replaced, ids)):
         raise InvalidInputError("a level callback must return the token ids with the same number of levels and shapes.")

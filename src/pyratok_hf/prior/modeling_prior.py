@@ -38,6 +38,8 @@ from ..errors import CheckpointError, ConfigError, InvalidInputError
 from ..lapq import resize_causal
 from ..quantizer import check_ids_in_range, codes_to_ids, ids_to_codes
 from .configuration_prior import PyraTokPriorConfig, SUPPORTED_LMS
+from .generation import generate as _generate
+from .layout import SequenceLayout, block_causal_mask, build_layout, position_ids  # noqa: F401  (re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -60,66 +62,6 @@ class PyraTokPriorOutput(ModelOutput):
     loss: torch.FloatTensor | None = None
     level_losses: torch.FloatTensor | None = None
     logits: tuple[torch.FloatTensor, ...] | None = None
-
-
-@dataclass
-class SequenceLayout:
-    """Where everything sits in the flattened sequence (shared by the whole batch)."""
-
-    text_length: int
-    grids: list[tuple[int, int, int]]
-    sep_positions: list[int]  # index of SEP_l
-    block_starts: list[int]  # first slot of level l
-    block_ends: list[int]  # one past the last slot of level l
-    group: torch.Tensor  # [N] 0 = text, 1 = SOV, 2 + l = SEP_l and the slots of level l
-
-    @property
-    def length(self) -> int:
-        return self.block_ends[-1]
-
-    @property
-    def sov_position(self) -> int:
-        return self.text_length
-
-
-def build_layout(text_length: int, grids: list[tuple[int, int, int]]) -> SequenceLayout:
-    """Sequence positions of the text prefix, SOV, and each level's separator + slots."""
-    seps, starts, ends, groups = [], [], [], [0] * text_length + [1]
-    position = text_length + 1
-    for level, grid in enumerate(grids):
-        count = math.prod(grid)
-        seps.append(position)
-        starts.append(position + 1)
-        ends.append(position + 1 + count)
-        groups += [2 + level] * (1 + count)
-        position += 1 + count
-    return SequenceLayout(text_length, [tuple(g) for g in grids], seps, starts, ends, torch.tensor(groups))
-
-
-def block_causal_mask(layout: SequenceLayout, text_mask: torch.Tensor, mode: str, dtype: torch.dtype) -> torch.Tensor:
-    """Additive 4D mask ``[B, 1, N, N]`` (0 = may attend, dtype min = blocked) for ``Qwen2Model``/``LlamaModel``.
-
-    Query i may attend key j when j's group is earlier than i's, or the same group and (text prefix, or
-    ``next_scale`` level block, or ``token`` mode with j <= i). Padded text keys are blocked for everyone; each
-    position may always attend to itself so that no softmax row is empty. A float (not bool) mask works with
-    both the ``eager`` (added to the scores) and ``sdpa`` attention implementations.
-    """
-    group = layout.group.to(text_mask.device)
-    n = group.numel()
-    earlier = group[None, :] < group[:, None]
-    same = group[None, :] == group[:, None]
-    if mode == "token":
-        index = torch.arange(n, device=group.device)
-        same_allowed = same & ((group[:, None] == 0) | (index[None, :] <= index[:, None]))
-    else:
-        same_allowed = same
-    allowed = earlier | same_allowed  # [N, N]
-    key_valid = torch.cat([text_mask.bool(), text_mask.new_ones(text_mask.shape[0], n - layout.text_length, dtype=torch.bool)], 1)
-    allowed = allowed[None] & key_valid[:, None, :]
-    allowed = allowed | torch.eye(n, dtype=torch.bool, device=group.device)[None]
-    mask = torch.zeros(allowed.shape, dtype=dtype, device=group.device)
-    mask = mask.masked_fill(~allowed, torch.finfo(dtype).min)
-    return mask.unsqueeze(1)
 
 
 def cell_centres(grid: tuple[int, int, int], finest: tuple[int, int, int]) -> torch.Tensor:
@@ -153,6 +95,8 @@ class PyraTokPriorPreTrainedModel(PreTrainedModel):
     base_model_prefix = "prior"
     main_input_name = "level_codes"
     supports_gradient_checkpointing = True
+    # What the inner Qwen2/Llama model supports with our custom 4D float mask: eager and SDPA (flash attention
+    # cannot take an arbitrary block-causal mask).
     _supports_sdpa = True
     _no_split_modules = ["Qwen2DecoderLayer", "LlamaDecoderLayer"]
 
@@ -202,7 +146,9 @@ class PyraTokPriorModel(PyraTokPriorPreTrainedModel):
         import transformers
 
         d, K = config.hidden_size, config.codebook_bits
-        lm_config = config.build_lm_config()
+        # The LM runs the attention, so it gets the implementation resolved for this model (``attn_implementation``
+        # of from_pretrained / the config); ``set_attn_implementation`` later reaches it as a PreTrainedModel child.
+        lm_config = config.build_lm_config(attn_implementation=self.config._attn_implementation)
         self.lm = getattr(transformers, SUPPORTED_LMS[config.lm_type][1])(lm_config)
         self.text_in = nn.Linear(config.text_dim, d)
         # Index 0: start of video; 1 + l: separator before level l.
@@ -289,14 +235,19 @@ class PyraTokPriorModel(PyraTokPriorPreTrainedModel):
         shifted = torch.cat([torch.zeros_like(flat[:, :1]), flat[:, :-1]], 1)
         return self.prev_token_in(shifted[:, start:end])
 
-    def run_lm(self, embeddings, attention_mask, start: int, cache=None):
-        """Run the LM on positions ``start:start+n`` (with ``cache`` holding earlier positions)."""
+    def run_lm(self, embeddings, attention_mask, start: int, cache=None, position_ids=None):
+        """Run the LM on positions ``start:start+n`` (with ``cache`` holding earlier positions).
+
+        ``position_ids`` ``[B, n]``: the rotary positions of these entries (default ``start .. start+n-1``; the
+        callers pass :func:`~pyratok_hf.prior.layout.position_ids`, which skips padded text).
+        """
         n = embeddings.shape[1]
-        position_ids = torch.arange(start, start + n, device=embeddings.device)[None]
+        if position_ids is None:
+            position_ids = torch.arange(start, start + n, device=embeddings.device)[None]
         out = self.lm(
             inputs_embeds=embeddings,
             attention_mask=attention_mask,
-            position_ids=position_ids,
+            position_ids=position_ids.to(embeddings.device),
             cache=cache,
             use_cache=cache is not None,
         )
@@ -364,7 +315,7 @@ class PyraTokPriorModel(PyraTokPriorPreTrainedModel):
             pieces += [self.separator_embedding(level, batch), slots]
         embeddings = torch.cat(pieces, 1)
         attention = block_causal_mask(layout, mask, mode, embeddings.dtype)
-        hidden = self.run_lm(embeddings, attention, 0)
+        hidden = self.run_lm(embeddings, attention, 0, position_ids=position_ids(layout, mask))
 
         logits, losses = [], []
         for level, grid in enumerate(grids):
@@ -387,9 +338,7 @@ class PyraTokPriorModel(PyraTokPriorPreTrainedModel):
     @torch.no_grad()
     def generate(self, text_states=None, text_mask=None, grids=None, **kwargs) -> list[torch.LongTensor]:
         """Sample a token pyramid; see :func:`pyratok_hf.prior.generation.generate` for every option."""
-        from .generation import generate
-
-        return generate(self, text_states, text_mask, grids, **kwargs)
+        return _generate(self, text_states, text_mask, grids, **kwargs)
 
     def as_ar_loss_hook(self):
         """This prior as the tokenizer's ``set_ar_loss_hook`` callable (see :class:`PriorARLoss`)."""

@@ -14,22 +14,19 @@ and the tokenizer's encoder is by far the slowest part of a step on CPU.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
 import random
-import shutil
-import tempfile
 import time
 import warnings
-from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, InvalidInputError
+from ..utils_io import atomic_directory  # noqa: F401  (re-exported: it used to live here)
 from ..video_io import atomic_write_json
 from .configuration_prior import PyraTokPriorConfig
 from .modeling_prior import PyraTokPriorModel
@@ -39,34 +36,6 @@ logger = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------- atomic folders
-@contextlib.contextmanager
-def atomic_directory(path: str | os.PathLike):
-    """Yield a temporary folder next to ``path``; on success it replaces ``path``, on error it is deleted.
-
-    A folder cannot be ``os.replace``-d onto a non-empty one, so an existing ``path`` is first renamed aside,
-    the new folder renamed in, and the old one removed: readers see the old or the new complete folder.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
-    try:
-        yield str(temporary)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o777 & ~umask)
-        backup = None
-        if target.exists():
-            backup = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
-            os.rmdir(backup)
-            os.rename(target, backup)
-        os.rename(temporary, target)
-        if backup is not None:
-            shutil.rmtree(backup, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
-
-
 def atomic_save_pretrained(model, output_dir: str | os.PathLike, extra_json: dict | None = None) -> str:
     """``model.save_pretrained`` into a temporary folder swapped in atomically (plus optional JSON files)."""
     with atomic_directory(output_dir) as temporary:

@@ -339,7 +339,7 @@ def train(run: RunConfig, resume: bool | str = True) -> dict:
 
 
 def _save_final(run: RunConfig, model, summary: dict) -> None:
-    from ..prior.training import atomic_directory
+    from ..utils_io import atomic_directory
     from ..video_io import atomic_save_safetensors, atomic_write_json
 
     final_dir = os.path.join(run.output_dir, "final")
