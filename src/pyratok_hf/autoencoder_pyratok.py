@@ -55,6 +55,10 @@ class AutoencoderPyraTok(PyraTokCore, ModelMixin, AutoencoderMixin, ConfigMixin)
 
     @apply_forward_hook
     def decode(self, token_ids=None, latents=None, num_levels=None, output_shape=None, return_dict: bool = True):
+        """``decode(token_ids=...)`` or ``decode(latents=...)``; ``decode(z)`` with a float latent tensor works too,
+        as for every diffusers autoencoder."""
+        if torch.is_tensor(token_ids) and token_ids.is_floating_point() and latents is None:
+            token_ids, latents = None, token_ids
         return PyraTokCore.decode(self, token_ids, latents, num_levels, output_shape, return_dict)
 
     def forward(self, sample, text=None, text_embeds=None, text_attention_mask=None, return_loss: bool = False, num_levels=None, return_dict: bool = True) -> PyraTokModelOutput:

@@ -88,6 +88,11 @@ class PyraTokModelOutput(ModelOutput):
     token_ids: tuple[torch.LongTensor, ...] | None = None
     loss_terms: dict | None = None
 
+    @property
+    def sample(self) -> torch.FloatTensor | None:
+        """The reconstruction, under the name diffusers autoencoders use (``vae(x).sample``)."""
+        return self.reconstruction
+
 
 def _check_output_shape(output_shape) -> tuple[int, int, int]:
     """``(T, H, W)`` of positive integers, or :class:`InvalidInputError` (it sizes the latent and the crop)."""
@@ -372,6 +377,16 @@ class PyraTokCore:
             flat = F.pad(flat, (0, pad_w, 0, pad_h), mode="replicate")
             x = flat.reshape(b, ch, tt, h + pad_h, w + pad_w)
         return x
+
+    @property
+    def spatial_compression_ratio(self) -> int:
+        """Pixels per latent cell along H and W (diffusers' name)."""
+        return self.pyratok_config.spatial_compression
+
+    @property
+    def temporal_compression_ratio(self) -> int:
+        """Frames per latent frame after the first (diffusers' name)."""
+        return self.pyratok_config.temporal_compression
 
     def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int]:
         c = self.pyratok_config
