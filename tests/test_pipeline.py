@@ -190,7 +190,7 @@ def test_bad_arguments_raise(pipe, kwargs):
 
 # ----------------------------------------------------------------------------- command line
 def _cli_args(**overrides):
-    from pyratok_hf.pipeline_pyratok_t2v import add_cli_args
+    from pyratok_hf.generate_cli import add_cli_args
 
     parser = argparse.ArgumentParser()
     add_cli_args(parser)
@@ -201,7 +201,7 @@ def _cli_args(**overrides):
 
 
 def test_cli_writes_a_video(pipe, tmp_path):
-    from pyratok_hf.pipeline_pyratok_t2v import run_cli
+    from pyratok_hf.generate_cli import run_cli
 
     pipe.save_pretrained(tmp_path / "pipe")
     args = _cli_args(output=str(tmp_path / "out.mp4"), model=str(tmp_path / "pipe"), seed=3, num_frames=5, height=32, width=32)
@@ -212,7 +212,7 @@ def test_cli_writes_a_video(pipe, tmp_path):
 
 def test_cli_without_bundled_pipeline_says_what_to_do(tmp_path, monkeypatch):
     import pyratok_hf
-    from pyratok_hf.pipeline_pyratok_t2v import run_cli
+    from pyratok_hf.generate_cli import run_cli
 
     monkeypatch.setattr(pyratok_hf, "bundled_pipeline_path", lambda: str(tmp_path / "missing"))
     with pytest.raises(PyraTokError, match="--model"):

@@ -24,7 +24,7 @@ COMMANDS = [
     ("build-corpus", "pyratok_hf.commands", "add_build_corpus_args", "run_build_corpus", "assemble the offline captioned video corpus"),
     ("train", "pyratok_hf.training.cli", "add_args", "run", "train from a run file: pyratok train RUN.yaml"),
     ("encode-dataset", "pyratok_hf.encode_dataset", "add_args", "run", "tokenize a whole dataset into sharded token files (Accelerate)"),
-    ("generate", "pyratok_hf.pipeline_pyratok_t2v", "add_cli_args", "run_cli", "generate a video from a text prompt"),
+    ("generate", "pyratok_hf.generate_cli", "add_cli_args", "run_cli", "generate a video from a text prompt"),
     ("evaluate", "pyratok_hf.evaluation.cli", "add_args", "run", "evaluate a model on a task; write JSON, markdown and plots"),
     ("space", "pyratok_hf.space_launcher", "add_args", "run", "launch the Gradio demo locally"),
 ]
