@@ -23,8 +23,10 @@ metrics_file = os.path.join(args.model, "metrics.json")
 metrics = None
 if os.path.isfile(metrics_file):
     with open(metrics_file) as f:
-        validation = json.load(f)["validation"]
-    metrics = {k: round(validation[k], 4) for k in ("psnr", "ssim", "bpp")}
+        recorded = json.load(f)
+    # bundle_tiny.py writes "heldout_real" (held-out real clips); older bundles wrote "validation".
+    validation = recorded.get("heldout_real") or recorded.get("validation") or {}
+    metrics = {k: round(validation[k], 4) for k in ("psnr", "ssim", "bpp", "backbone_psnr") if isinstance(validation.get(k), (int, float))} or None
 folder = prepare_hub_folder(args.model, args.output, repo_id=args.repo_id, metrics=metrics)
 print("files:", sorted(os.listdir(folder)))
 for loader in (PyraTokModel.from_pretrained, AutoModel.from_pretrained, AutoencoderPyraTok.from_pretrained):
