@@ -147,7 +147,11 @@ def _downscale(image: np.ndarray, factor: float) -> np.ndarray:
 
 
 def _tighten(windows, size: int, rng) -> list:
-    """Scale a camera path about its first window so the window is 1-2x the output size (small motions)."""
+    """Shrink a camera path's windows to 1-2x the output size (so crops keep full detail) about the first one.
+
+    The path's travel shrinks 3x less than the windows, so the shrunken clip still moves by a few output
+    pixels per frame instead of almost nothing; the sampler pads at the image border if a window leaves it.
+    """
     cx0, cy0, h0, _ = windows[0]
     target = size * rng.uniform(1.0, 2.0)
     if h0 <= target:
