@@ -49,8 +49,10 @@ $(VENV)/.installed-test: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
 
+# One pytest process per test file: memory is returned between files (a single process over the whole suite
+# grew past 24 GB once on a 24 GB machine and was OOM-killed).
 test: install-test
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	@status=0; for f in tests/test_*.py; do echo "== $$f"; $(PY) -m pytest -q -p no:cacheprovider "$$f" || status=1; done; exit $$status
 
 # Reproduce the bundled pyratok-tiny (and its ablations) on this CPU: see docs/training.md for the budget.
 train-tiny: install
