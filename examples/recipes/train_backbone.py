@@ -11,7 +11,7 @@ one on real pictures (CC0 / public-domain photos and the CC0 city clip, see
 
 Loss: L1 + MSE on pixels (PSNR is what we report), the decoder sees the posterior mode. AdamW with a
 constant learning rate after warm-up, plus EMA weights (evaluated and saved): an open-ended run can stop
-at any time and resume exactly (``--resume``, the default, continues from ``OUTPUT/state.pt``).
+at any time and resume exactly (``--resume``, the default, continues from ``OUTPUT/state.safetensors`` + ``state.json``).
 
 It prints and logs (``OUTPUT/curve.jsonl``) held-out PSNR (17 frames, 256x192) against CPU-minutes, and
 writes the EMA weights as a diffusers folder ``OUTPUT/vae`` on every evaluation.
@@ -34,6 +34,7 @@ import torch
 
 from pyratok_hf import PyraTokConfig
 from pyratok_hf.backbone import set_single_frame_fast_path
+from pyratok_hf.training.run_state import has_run_state, load_run_state, save_run_state
 from pyratok_hf.training.real_data import RealPictureStream, heldout_real_clips, load_city_shots, psnr
 
 
@@ -63,12 +64,6 @@ def evaluate(vae, clips) -> dict:
     scores = {name: psnr(reconstruct(vae, clip), clip) for name, clip in clips}
     vae.train()
     return {"mean": sum(scores.values()) / len(scores), "per_clip": scores}
-
-
-def atomic_save(obj, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".partial")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def main(argv=None) -> int:
@@ -110,13 +105,11 @@ def main(argv=None) -> int:
     ema = copy.deepcopy(vae).requires_grad_(False)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
     step, cpu_before = 0, 0.0
-    state_path = out / "state.pt"
-    if state_path.exists() and not args.no_resume:
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
-        vae.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, cpu_before = state["step"], state["cpu_minutes"]
+    if has_run_state(out) and not args.no_resume:
+        tensors, meta = load_run_state(out, optimizer)
+        vae.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+        step, cpu_before = meta["step"], meta["cpu_minutes"]
         print(f"resumed at step {step} ({cpu_before:.1f} CPU-min)", flush=True)
     set_single_frame_fast_path(vae, True)
     vae.train()
@@ -140,8 +133,8 @@ def main(argv=None) -> int:
         os.replace(out / "vae.partial", out / "vae")
 
     def save_state():
-        atomic_save({"model": vae.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                     "cpu_minutes": cpu_before + cpu_minutes(), "args": vars(args)}, state_path)
+        tensors = {**{f"model.{k}": v for k, v in vae.state_dict().items()}, **{f"ema.{k}": v for k, v in ema.state_dict().items()}}
+        save_run_state(out, tensors, optimizer, {"step": step, "cpu_minutes": cpu_before + cpu_minutes(), "args": vars(args)})
 
     if step == 0:
         log_eval()

@@ -28,6 +28,7 @@ import torch
 
 from pyratok_hf import PyraTokConfig, PyraTokModel
 from pyratok_hf.backbone import set_single_frame_fast_path
+from pyratok_hf.training.run_state import has_run_state, load_run_state, save_run_state
 from pyratok_hf.training.real_data import RealPictureStream, heldout_real_clips, load_city_shots, psnr
 
 
@@ -136,12 +137,10 @@ def main(argv=None) -> int:
     trainable = [p for g in groups for p in g["params"]]
     ema = [p.detach().clone() for p in trainable]
     step, cpu_before = 0, 0.0
-    state_path = out / "state.pt"
-    if state_path.exists() and not args.no_resume:
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        for e, saved in zip(ema, state["ema"]):
+    if has_run_state(out) and not args.no_resume:
+        tensors, state = load_run_state(out, optimizer)
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        for e, saved in zip(ema, (tensors[f"ema.{i}"] for i in range(len(ema)))):
             e.copy_(saved)
         model.config.latents_mean, model.config.latents_std = state["latents_mean"], state["latents_std"]
         step, cpu_before = state["step"], state["cpu_minutes"]
@@ -175,11 +174,9 @@ def main(argv=None) -> int:
         print(json.dumps({k: v for k, v in record.items() if k != "per_clip"}), flush=True)
 
     def save_state():
-        tmp = state_path.with_suffix(".pt.partial")
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "ema": ema, "step": step,
-                    "latents_mean": model.config.latents_mean, "latents_std": model.config.latents_std,
-                    "cpu_minutes": cpu_before + cpu_minutes(), "args": vars(args)}, tmp)
-        os.replace(tmp, state_path)
+        tensors = {**{f"model.{k}": v for k, v in model.state_dict().items()}, **{f"ema.{i}": e for i, e in enumerate(ema)}}
+        save_run_state(out, tensors, optimizer, {"step": step, "latents_mean": model.config.latents_mean, "latents_std": model.config.latents_std,
+                                                 "cpu_minutes": cpu_before + cpu_minutes(), "args": vars(args)})
 
     if step == 0:
         log_eval()
