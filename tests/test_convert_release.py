@@ -198,8 +198,12 @@ def test_tokens_and_reconstruction_match_the_release_forward(converted_dir):
     assert len(enc.token_ids) == NUM_QUANTIZERS
     for q, ids in enumerate(enc.token_ids):
         assert ids.dtype == torch.int64 and ids.shape == ref_indices.shape[:-1]
-        assert torch.equal(our_ids_to_release(ids, BITS), ref_indices[..., q])
+        assert torch.equal(ids, ref_indices[..., q])  # the release's own ids (id_bit_order="msb")
+        assert torch.equal(our_ids_to_release(release_ids_to_ours(ids, BITS), BITS), ref_indices[..., q])
+    assert model.config.id_bit_order == "msb"
     assert all(torch.equal(a, b) for a, b in zip(release_indices_to_token_ids(ref_indices, BITS), enc.token_ids))
+    lsb = release_indices_to_token_ids(ref_indices, BITS, id_bit_order="lsb")
+    assert all(torch.equal(a, release_ids_to_ours(b, BITS)) for a, b in zip(lsb, enc.token_ids))
     assert torch.equal(ours_video, ref_video)
     assert torch.equal(ours_from_ids, ref_video)
 
@@ -239,6 +243,26 @@ def test_converter_accepts_a_checkpoint_without_the_text_mlp(tmp_path):
     assert {"text_proj.0.weight", "text_proj.2.bias"} <= set(report.fresh_init_keys)
     assert any("lapq_text_mlp" in note for note in report.notes)
     PyraTokModel.from_pretrained(str(tmp_path / "out"))
+
+
+def test_converter_accepts_a_checkpoint_built_without_text_dims(tmp_path):
+    """The release code's default (lapq_text_embed_dim=None) still builds each stage's cross-attention and
+    norms (but no text_proj); they are never used, so they are dropped, listed, and tokens still match."""
+    config = {k: v for k, v in release_config().items() if not k.startswith(("lapq_text_embed", "lapq_text_input", "lapq_text_mlp"))}
+    state = {k: v for k, v in release_state_dict(with_text_mlp=False).items() if ".text_proj." not in k}
+    src = write_release(tmp_path / "src", state=state, config=config)
+    report = convert_release(src, str(tmp_path / "out"))
+    assert report.quantizer_check["ids_equal"] and report.quantizer_check["quantized_latent_equal"]
+    assert len(report.dropped_unused_keys) == NUM_QUANTIZERS * 8  # cross_attn (4) + query_norm (2) + text_context_norm (2)
+    model = PyraTokModel.from_pretrained(str(tmp_path / "out"))
+    assert not model.config.use_text_conditioning
+    wan = AutoencoderKLWan(**WAN_CONFIG).eval()
+    wan.load_state_dict({k: v for k, v in state.items() if not k.startswith("lapq")})
+    video = random_video(1, 3, 5, 32, 40, seed=5)
+    with torch.no_grad():
+        _, ref_indices = reference_release_quantizer(wan.encode(video).latent_dist.mode(), NUM_QUANTIZERS)
+        enc = model.encode(video)
+    assert all(torch.equal(ids, ref_indices[..., q]) for q, ids in enumerate(enc.token_ids))
 
 
 def test_converter_refuses_pickle_only_sources_unless_allowed(tmp_path):

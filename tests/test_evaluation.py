@@ -169,10 +169,10 @@ def test_pixel_statistics_baseline(synthetic_split):
     baseline.fit_on_split(synthetic_split, "val", progress=False)
     video = from_uint8_frames(moving_square("red", "right")).unsqueeze(0)
     dim = baseline.config.projection_dim
-    assert baseline.get_video_features(video).shape == (1, dim)
-    assert baseline.get_video_features(video, pooling="frame").shape == (1, 9, dim)
-    assert baseline.get_video_features(video, pooling="token").shape == (1, 9, 32, 32, dim)
-    assert torch.allclose(baseline.get_video_features(video).norm(dim=-1), torch.ones(1))
+    assert baseline.get_video_features(video).pooler_output.shape == (1, dim)
+    assert baseline.get_video_features(video, pooling="frame").pooler_output.shape == (1, 9, dim)
+    assert baseline.get_video_features(video, pooling="token").pooler_output.shape == (1, 9, 32, 32, dim)
+    assert torch.allclose(baseline.get_video_features(video).pooler_output.norm(dim=-1), torch.ones(1))
     # Fitted on these four clips, it retrieves them from their captions.
     from pyratok_hf.tasks import retrieve
 

@@ -116,3 +116,18 @@ def test_large_k_entropy_needs_no_codebook_table():
     sample_entropy, codebook_entropy = entropy_terms(logits, 10.0)
     (sample_entropy - codebook_entropy).backward()
     assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("bits", [1, 5, 16, 64])
+def test_msb_first_ids_round_trip_and_reverse_the_lsb_order(bits):
+    from pyratok_hf.convert_release import release_ids_to_ours
+
+    codes = torch.where(torch.rand(3, 4, bits, generator=torch.Generator().manual_seed(bits)) > 0.5, 1.0, -1.0)
+    msb = codes_to_ids(codes, msb_first=True)
+    assert torch.equal(ids_to_codes(msb, bits, msb_first=True), codes)
+    assert torch.equal(release_ids_to_ours(msb, bits), codes_to_ids(codes))
+    # channel 0 alone set: the top bit in msb order (the sign bit at K = 64), bit 0 in lsb order
+    one_hot = torch.full((bits,), -1.0)
+    one_hot[0] = 1.0
+    assert int(codes_to_ids(one_hot)) == 1
+    assert int(codes_to_ids(one_hot, msb_first=True)) == (1 << (bits - 1) if bits < 64 else -(2**63))

@@ -69,6 +69,15 @@ def evaluate(model, clips, continuous: bool = False) -> dict:
     return result
 
 
+def lr_anneal(args, elapsed_minutes: float) -> float:
+    """1 until the last ``--decay-minutes`` of the run, then linearly down to 0.1: a final anneal settles the weights
+    that a constant learning rate keeps jittering (measured in docs/training.md)."""
+    if args.decay_minutes <= 0:
+        return 1.0
+    remaining = args.minutes - elapsed_minutes
+    return max(0.1, min(1.0, remaining / args.decay_minutes))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", required=True, help="a backbone run folder holding vae/ (examples/recipes/train_backbone.py)")
@@ -82,6 +91,8 @@ def main(argv=None) -> int:
     parser.add_argument("--decoder-lr", type=float, default=5e-4)
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--ema", type=float, default=0.999)
+    parser.add_argument("--decay-minutes", type=float, default=0.0,
+                        help="anneal the learning rate linearly to 10%% over the last N minutes of --minutes")
     parser.add_argument("--mse-weight", type=float, default=1.0)
     parser.add_argument("--no-train-decoder", action="store_true", help="keep the decoder frozen (the paper's stages 1-2)")
     parser.add_argument("--train-encoder", action="store_true", help="train the encoder too (the paper's stage 3, full fine-tune)")
@@ -182,7 +193,7 @@ def main(argv=None) -> int:
         log_eval()
     start = last_eval = last_save = time.time()
     while step < args.max_steps and (time.time() - start) / 60 < args.minutes:
-        warm = min(1.0, (step + 1) / args.warmup)
+        warm = min(1.0, (step + 1) / args.warmup) * lr_anneal(args, (time.time() - start) / 60)
         for group in optimizer.param_groups:
             group["lr"] = group["base_lr"] * warm
         if step >= args.image_steps and step % args.video_every == 0:

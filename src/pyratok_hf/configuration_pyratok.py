@@ -183,6 +183,16 @@ class PyraTokConfig(PretrainedConfig):
             values beyond raise :class:`~pyratok_hf.errors.InvalidInputError`.
         max_pixels_untiled (`int`): encode/decode of more pixels per frame than this without tiling is tiled
             automatically (``auto_tiling=True``) or refused.
+        causal_window_frames (`int`, *optional*): run the causal backbone over consecutive, independent windows of
+            this many frames (``1 + 4k``) instead of one causal pass over the whole clip. ``None`` (the paper and
+            Wan) is one pass. A backbone trained only on short clips drifts past its training length (its causal
+            receptive field has never seen more history); windows of that length keep every frame in
+            distribution at the price of one extra intra latent frame per window. Needs per-frame levels
+            (``level_temporal_downsample`` all 1).
+        id_bit_order (`str`, *optional*): how a token's K signs pack into its integer id: ``"lsb"`` (channel k is
+            bit k) or ``"msb"`` (channel 0 is the most significant bit, the authors' release, so their token files
+            and priors read our ids unchanged). ``None`` picks ``"msb"`` for ``layout="release"`` and ``"lsb"``
+            otherwise.
     """
 
     model_type = "pyratok"
@@ -237,6 +247,8 @@ class PyraTokConfig(PretrainedConfig):
         input_value_tolerance: float = 0.05,
         max_pixels_untiled: int = 1280 * 736,
         auto_tiling: bool = True,
+        causal_window_frames: int | None = None,
+        id_bit_order: str | None = None,
         **kwargs,
     ):
         _check_structured_fields(backbone_config, num_levels, {
@@ -309,6 +321,8 @@ class PyraTokConfig(PretrainedConfig):
         self.input_value_tolerance = input_value_tolerance
         self.max_pixels_untiled = max_pixels_untiled
         self.auto_tiling = auto_tiling
+        self.causal_window_frames = causal_window_frames
+        self.id_bit_order = id_bit_order if id_bit_order is not None else ("msb" if layout == "release" else "lsb")
         super().__init__(**kwargs)
         self.validate()
 
@@ -398,6 +412,41 @@ class PyraTokConfig(PretrainedConfig):
             )
         if any(s <= 0 for s in self.latents_std):
             raise ConfigError("latents_std must be positive.")
+        if self.id_bit_order not in ("lsb", "msb"):
+            raise ConfigError(f"id_bit_order must be 'lsb', 'msb' or None, got {self.id_bit_order!r}.")
+        window = self.causal_window_frames
+        if window is not None:
+            ft = self.temporal_compression
+            if not _is_int(window) or window < 1 or (window - 1) % ft:
+                raise ConfigError(f"causal_window_frames must be None or 1 + {ft}k frames (e.g. 17), got {window!r}.")
+            if any(f != 1 for f in self.level_temporal_downsample):
+                raise ConfigError(
+                    "causal_window_frames needs per-frame levels (level_temporal_downsample all 1), got "
+                    f"{self.level_temporal_downsample}: levels that pool latent frames would mix windows."
+                )
+
+    @property
+    def ids_msb_first(self) -> bool:
+        return self.id_bit_order == "msb"
+
+    def causal_windows(self, num_frames: int) -> list[tuple[int, int]]:
+        """``(start, stop)`` of each backbone pass over a clip of ``num_frames`` (padded) frames."""
+        window = self.causal_window_frames
+        if window is None or num_frames <= window:
+            return [(0, num_frames)]
+        return [(start, min(start + window, num_frames)) for start in range(0, num_frames, window)]
+
+    def padded_num_frames(self, num_frames: int) -> int:
+        """Frames after time padding: each causal pass needs ``1 + 4k`` frames (only the last one is ever short)."""
+        ft, window = self.temporal_compression, self.causal_window_frames
+        full = 0 if window is None else (num_frames // window) * window
+        rest = num_frames - full
+        return full + (rest + (-(rest - 1)) % ft if rest else 0)
+
+    def latent_num_frames(self, num_frames: int) -> int:
+        """Latent frames of a clip of ``num_frames`` frames (windows included)."""
+        ft = self.temporal_compression
+        return sum(1 + (stop - start - 1) // ft for start, stop in self.causal_windows(self.padded_num_frames(num_frames)))
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "PyraTokConfig":

@@ -23,8 +23,14 @@ What the conversion does:
   the release quantizer) and through our ``lapq``; ids (after bit-order conversion) and the quantized latent
   must agree exactly, else nothing is written.
 
-Token ids: the release packs channel 0 as the MOST significant bit, this package as the least significant
-(bit k = channel k). :func:`release_ids_to_ours` / :func:`our_ids_to_release` reverse the K bits.
+Token ids: the release packs channel 0 as the MOST significant bit. Converted models keep that order
+(``config.id_bit_order="msb"``, the default of ``layout="release"``), so their ids equal the release's and its
+token files and priors work unchanged. This package's own pyramid models use the least significant order
+(bit k = channel k); :func:`release_ids_to_ours` / :func:`our_ids_to_release` reverse the K bits between the two.
+
+A checkpoint built without text dims (the release code's default: ``lapq_text_embed_dim=None``) still carries
+each stage's cross-attention and norms, which the release never uses (its text attention is a no-op, see
+below, and it has no text path without text dims): they are dropped and listed in the report.
 """
 
 from __future__ import annotations
@@ -74,8 +80,8 @@ _RELEASE_TEXT_SCALE_NOTE = (
 
 
 # ----------------------------------------------------------------------------- bit order
-def _reverse_bits(ids, bits: int):
-    """Reverse the lowest ``bits`` bits of int64 ids (an involution), for tensors or Python ints."""
+def _check_ids(ids, bits: int) -> torch.Tensor:
+    """``ids`` as an int64 tensor of K-bit ids, or :class:`InvalidInputError`."""
     if not isinstance(bits, int) or not 1 <= bits <= 64:
         raise InvalidInputError(f"bits must be an integer in [1, 64], got {bits!r}.")
     as_int = isinstance(ids, int) and not isinstance(ids, bool)
@@ -90,6 +96,13 @@ def _reverse_bits(ids, bits: int):
                 f"token ids must lie in [0, 2^{bits} - 1] for {bits}-bit codes, got values in [{low}, {high}] "
                 "(the release marks dropped quantizer stages with -1: there is no code to convert)."
             )
+    return tensor
+
+
+def _reverse_bits(ids, bits: int):
+    """Reverse the lowest ``bits`` bits of int64 ids (an involution), for tensors or Python ints."""
+    as_int = isinstance(ids, int) and not isinstance(ids, bool)
+    tensor = _check_ids(ids, bits)
     positions = torch.arange(bits, dtype=torch.int64, device=tensor.device)
     bit_values = torch.bitwise_right_shift(tensor.unsqueeze(-1), positions) & 1
     # Disjoint bits: the int64 sum is an OR, and wraps exactly like the 64-bit pattern for bit 63.
@@ -111,10 +124,19 @@ def our_ids_to_release(ids, bits: int):
     return _reverse_bits(ids, bits)
 
 
-def release_indices_to_token_ids(indices: torch.Tensor, bits: int) -> tuple[torch.Tensor, ...]:
-    """The release's stacked indices ``[B, T, H, W, Q]`` -> our ``token_ids``: one ``[B, T, H, W]`` per level."""
+def release_indices_to_token_ids(indices: torch.Tensor, bits: int, id_bit_order: str = "msb") -> tuple[torch.Tensor, ...]:
+    """The release's stacked indices ``[B, T, H, W, Q]`` -> ``token_ids``: one ``[B, T, H, W]`` per level.
+
+    ``id_bit_order`` is the target model's ``config.id_bit_order``: ``"msb"`` (a converted release model) keeps
+    the ids, ``"lsb"`` reverses their bits.
+    """
     if not torch.is_tensor(indices) or indices.dim() != 5:
         raise InvalidInputError(f"release indices must be a tensor [B, T, H, W, num_quantizers], got {getattr(indices, 'shape', type(indices).__name__)}.")
+    if id_bit_order not in ("msb", "lsb"):
+        raise InvalidInputError(f"id_bit_order must be 'msb' or 'lsb', got {id_bit_order!r}.")
+    if id_bit_order == "msb":
+        indices = _check_ids(indices, bits)
+        return tuple(indices[..., q] for q in range(indices.shape[-1]))
     return tuple(release_ids_to_ours(indices[..., q], bits) for q in range(indices.shape[-1]))
 
 
@@ -266,6 +288,7 @@ class ConversionReport:
     converted_keys: int = 0
     source_dtypes: list[str] = field(default_factory=list)
     dropped_buffers: list[str] = field(default_factory=list)
+    dropped_unused_keys: list[str] = field(default_factory=list)
     fresh_init_keys: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     quantizer_check: dict = field(default_factory=dict)
@@ -296,7 +319,9 @@ def convert_state_dict(release_state: dict[str, torch.Tensor], model) -> tuple[d
                 bad_buffers.append(key)
             report.dropped_buffers.append(key)
             continue
-        if target not in ours:
+        if target not in ours and not config.use_text_conditioning and _is_unused_text_key(target):
+            report.dropped_unused_keys.append(key)
+        elif target not in ours:
             unknown.append(key)
         elif tuple(ours[target].shape) != tuple(tensor.shape):
             mismatched.append(f"{key} (release {tuple(tensor.shape)} vs ours {target} {tuple(ours[target].shape)})")
@@ -335,6 +360,11 @@ def convert_state_dict(release_state: dict[str, torch.Tensor], model) -> tuple[d
     return state, report
 
 
+def _is_unused_text_key(target: str) -> bool:
+    """A stage's text attention / norms: built by the release even without text dims, never used by it."""
+    return re.match(r"^lapq\.levels\.\d+\.(text_attention|text_to_code)\.", target) is not None
+
+
 def _buffer_matches(key: str, tensor: torch.Tensor, bits: int) -> bool:
     if key.endswith("bitmask"):
         return tuple(tensor.shape) == (bits,) and torch.equal(tensor.to(torch.int64), release_bitmask(bits))
@@ -355,9 +385,8 @@ def check_quantizer_matches_release(model, seed: int = 0) -> dict:
     latent = latent.to(model._device())
     ours_latent, levels = model.lapq(latent, [None] * config.num_levels)
     ref_latent, ref_indices = release_quantizer_reference(latent, config.num_levels)
-    ids_equal = all(
-        torch.equal(level.ids, release_ids_to_ours(ref_indices[..., q], config.codebook_bits)) for q, level in enumerate(levels)
-    )
+    ref_ids = release_indices_to_token_ids(ref_indices, config.codebook_bits, config.id_bit_order)
+    ids_equal = all(torch.equal(level.ids, ref) for level, ref in zip(levels, ref_ids))
     latent_equal = torch.equal(ours_latent, ref_latent)
     summary = {"latent_shape": list(latent.shape), "ids_equal": ids_equal, "quantized_latent_equal": latent_equal,
                "max_abs_latent_difference": float((ours_latent - ref_latent).abs().max())}

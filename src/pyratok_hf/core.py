@@ -363,11 +363,11 @@ class PyraTokCore:
         return pixel_values, image
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
-        """Replicate-pad to T = 1 + 4k and H, W multiples of the spatial factor (cropped after decoding)."""
+        """Replicate-pad to T = 1 + 4k (per causal window) and H, W multiples of the spatial factor (cropped after decoding)."""
         c = self.pyratok_config
         t, h, w = x.shape[2:]
-        ft, fs = c.temporal_compression, c.spatial_compression
-        pad_t = (-(t - 1)) % ft
+        fs = c.spatial_compression
+        pad_t = c.padded_num_frames(t) - t  # 1 + 4k per causal window (config.causal_window_frames)
         pad_h, pad_w = (-h) % fs, (-w) % fs
         if pad_t:
             x = torch.cat([x, x[:, :, -1:].expand(-1, -1, pad_t, -1, -1)], dim=2)
@@ -390,7 +390,7 @@ class PyraTokCore:
 
     def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int]:
         c = self.pyratok_config
-        return (1 + math.ceil((num_frames - 1) / c.temporal_compression), math.ceil(height / c.spatial_compression), math.ceil(width / c.spatial_compression))
+        return (c.latent_num_frames(num_frames), math.ceil(height / c.spatial_compression), math.ceil(width / c.spatial_compression))
 
     def token_grids(self, num_frames: int, height: int, width: int) -> list[tuple[int, int, int]]:
         """Each level's token grid ``(t, h, w)`` for a video of the given size."""
@@ -434,7 +434,16 @@ class PyraTokCore:
         return list(self.pyratok_config.lateral_stages)
 
     def _encode_continuous(self, x: torch.Tensor):
-        """Padded pixels -> (normalised latent, laterals pooled onto each level's grid)."""
+        """Padded pixels -> (normalised latent, laterals pooled onto each level's grid), one causal pass per window."""
+        windows = self.pyratok_config.causal_windows(x.shape[2])
+        if len(windows) == 1:
+            return self._encode_window(x)
+        parts = [self._encode_window(x[:, :, start:stop]) for start, stop in windows]
+        z = torch.cat([p[0] for p in parts], dim=2)
+        laterals = [None if parts[0][1][i] is None else torch.cat([p[1][i] for p in parts], dim=2) for i in range(len(parts[0][1]))]
+        return z, laterals
+
+    def _encode_window(self, x: torch.Tensor):
         if self._needs_tiling(x.shape[-2], x.shape[-1]):
             from .tiling import tiled_encode_continuous
 
@@ -564,7 +573,7 @@ class PyraTokCore:
                     f"token_ids[{i}] has grid {tuple(ids.shape[1:])} but level {i} of a {latent_thw} latent needs {expected[i]}: "
                     "levels must be passed coarse to fine, all from the same video."
                 )
-        codes = [ids_to_codes(ids.to(self._device()), c.codebook_bits) for ids in token_ids[:use]]
+        codes = [ids_to_codes(ids.to(self._device()), c.codebook_bits, msb_first=c.ids_msb_first) for ids in token_ids[:use]]
         return self.lapq.codes_to_latent(codes, latent_thw)
 
     def decode(self, token_ids=None, latents=None, num_levels: int | None = None, output_shape: tuple[int, int, int] | None = None, return_dict: bool = True):
@@ -618,6 +627,14 @@ class PyraTokCore:
         return out if return_dict else (video,)
 
     def _decode_latent(self, z):
+        """One causal decoder pass per window of latent frames (see ``config.causal_window_frames``)."""
+        window = self.pyratok_config.causal_window_frames
+        step = None if window is None else 1 + (window - 1) // self.pyratok_config.temporal_compression
+        if step is None or z.shape[2] <= step:
+            return self._decode_window(z)
+        return torch.cat([self._decode_window(part) for part in z.split(step, dim=2)], dim=2)
+
+    def _decode_window(self, z):
         c = self.pyratok_config
         height, width = z.shape[-2] * c.spatial_compression, z.shape[-1] * c.spatial_compression
         if self._needs_tiling(height, width):

@@ -285,7 +285,7 @@ class LaPQ(nn.Module):
             quantized = quantized + contribution
             residual = residual - (contribution.detach() if self.config.detach_residual else contribution)
             prev_codes = codes
-            outputs.append(LevelOutput(logits=logits, codes=codes, ids=codes_to_ids(codes.detach()), latent=contribution))
+            outputs.append(LevelOutput(logits=logits, codes=codes, ids=codes_to_ids(codes.detach(), self.config.ids_msb_first), latent=contribution))
         return quantized, outputs
 
     def codes_to_latent(self, codes: list[torch.Tensor], latent_thw) -> torch.Tensor:

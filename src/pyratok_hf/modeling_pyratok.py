@@ -14,10 +14,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from .configuration_pyratok import PyraTokConfig
 from .core import PyraTokCore, PyraTokDecoderOutput, PyraTokEncoderOutput, PyraTokModelOutput
-from .errors import CheckpointError, CheckpointNotFoundError
+from .errors import CheckpointError, CheckpointNotFoundError, InvalidInputError
+from .quantizer import ids_to_codes
+from .text_encoder import validate_prompts
 
 
 class PyraTokPreTrainedModel(PreTrainedModel):
@@ -172,40 +175,65 @@ class PyraTokModel(PyraTokCore, PyraTokPreTrainedModel):
 
     # ----------------------------------------------------------------- CLIP-style shared space
     @torch.no_grad()
-    def get_text_features(self, text=None, text_embeds=None, text_attention_mask=None, normalize: bool = True) -> torch.Tensor:
-        """Pooled text embeddings ``[B, projection_dim]`` in the video-text space."""
-        _, _, pooled = self.encode_text(text, text_embeds, text_attention_mask)
+    def get_text_features(
+        self, text=None, text_embeds=None, text_attention_mask=None, normalize: bool = True,
+        output_hidden_states: bool = False, return_dict: bool = True,
+    ) -> BaseModelOutputWithPooling | tuple:
+        """Text in the shared video-text space, with transformers' feature-API contract (as ``CLIPModel``).
+
+        Returns a ``BaseModelOutputWithPooling``: ``pooler_output`` ``[B, projection_dim]`` (L2-normalised unless
+        ``normalize=False``), ``last_hidden_state`` the projected text states ``[B, S, text_embed_dim]`` that the
+        levels attend to, and with ``output_hidden_states`` the text model's states and their projection.
+        """
+        if text is None and text_embeds is None:
+            raise InvalidInputError("get_text_features needs text=... (str or list of str) or text_embeds=... (text-model states).")
+        states, mask, pooled = self.encode_text(text, text_embeds, text_attention_mask)
         feats = self.text_projection(pooled)
-        return nn.functional.normalize(feats, dim=-1) if normalize else feats
+        feats = nn.functional.normalize(feats, dim=-1) if normalize else feats
+        hidden = None
+        if output_hidden_states:
+            raw = text_embeds if text_embeds is not None else self.get_text_encoder()(validate_prompts(text), device=self._device()).states
+            hidden = (raw, states)
+        out = BaseModelOutputWithPooling(last_hidden_state=states, pooler_output=feats, hidden_states=hidden)
+        return out if return_dict else out.to_tuple()
 
     @torch.no_grad()
-    def get_video_features(self, pixel_values=None, token_ids=None, pooling: str = "clip", level: int | None = None, normalize: bool = True, text=None):
-        """Video embeddings in the shared space, from pixels or token ids.
+    def get_video_features(
+        self, pixel_values=None, token_ids=None, pooling: str = "clip", level: int | None = None, normalize: bool = True,
+        text=None, output_hidden_states: bool = False, return_dict: bool = True,
+    ) -> BaseModelOutputWithPooling | tuple:
+        """Video in the shared space, from pixels or token ids, with transformers' feature-API contract.
 
-        ``pooling``: ``"clip"`` -> ``[B, D]``, ``"frame"`` -> ``[B, t, D]``, ``"token"`` -> ``[B, t, h, w, D]``.
-        ``level``: one level (0 = coarsest) or ``None`` for the mean over levels (clip pooling only).
+        ``pooler_output``: ``pooling="clip"`` -> ``[B, D]``, ``"frame"`` -> ``[B, t, D]``, ``"token"`` ->
+        ``[B, t, h, w, D]``; ``level`` picks one level (0 = coarsest), ``None`` averages the levels' clip
+        embeddings (clip pooling only). ``last_hidden_state``: the token embeddings ``[B, t*h*w, D]`` of that level
+        (the finest when ``level`` is None); ``hidden_states`` (``output_hidden_states``): every level's, coarse to fine.
         """
-        from .errors import InvalidInputError
-        from .quantizer import ids_to_codes
-
         if pooling not in ("clip", "frame", "token"):
             raise InvalidInputError(f"pooling must be 'clip', 'frame' or 'token', got {pooling!r}.")
-        if token_ids is None:
-            if pixel_values is None:
-                raise InvalidInputError("pass pixel_values or token_ids.")
-            token_ids = self.encode(pixel_values, text=text).token_ids
-        codes = [ids_to_codes(ids.to(self._device()), self.config.codebook_bits) for ids in token_ids]
-        per_level = self.video_embeddings(codes, pooling="token")  # [B, t, h, w, D] each
         if level is None and pooling != "clip":
             raise InvalidInputError("frame/token pooling needs one level (grids differ between levels): pass level=...")
+        if token_ids is None:
+            if pixel_values is None:
+                raise InvalidInputError("get_video_features needs pixel_values=... or token_ids=....")
+            token_ids = self.encode(pixel_values, text=text).token_ids
+        codes = [ids_to_codes(ids.to(self._device()), self.config.codebook_bits, msb_first=self.config.ids_msb_first) for ids in token_ids]
+        per_level = self.video_embeddings(codes, pooling="token")  # [B, t, h, w, D] each
         if level is not None:
-            if not 0 <= level < len(per_level):
-                raise InvalidInputError(f"level must be in [0, {len(per_level) - 1}], got {level}.")
+            if not isinstance(level, int) or isinstance(level, bool) or not 0 <= level < len(per_level):
+                raise InvalidInputError(f"level must be an integer in [0, {len(per_level) - 1}], got {level!r}.")
             tok = per_level[level]
             feats = {"clip": tok.mean(dim=(1, 2, 3)), "frame": tok.mean(dim=(2, 3)), "token": tok}[pooling]
         else:
             feats = torch.stack([tok.mean(dim=(1, 2, 3)) for tok in per_level]).mean(0)
-        return nn.functional.normalize(feats, dim=-1) if normalize else feats
+        feats = nn.functional.normalize(feats, dim=-1) if normalize else feats
+        chosen = per_level[-1 if level is None else level]
+        out = BaseModelOutputWithPooling(
+            last_hidden_state=chosen.flatten(1, 3),
+            pooler_output=feats,
+            hidden_states=tuple(tok.flatten(1, 3) for tok in per_level) if output_hidden_states else None,
+        )
+        return out if return_dict else out.to_tuple()
 
 
 def register_auto_classes() -> None:

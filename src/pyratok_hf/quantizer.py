@@ -1,7 +1,8 @@
 """Lookup-free binary quantization into one shared K-bit codebook, in O(K) time and memory per token.
 
-A token is K signs. Its id is the bit pattern read as an integer (bit k = channel k, least significant first),
-stored as int64; K = 64 uses all 64 bits, so ids with bit 63 set are negative in two's complement. Nothing of
+A token is K signs. Its id is the bit pattern read as an integer, stored as int64: by default bit k = channel k
+(least significant first); with ``msb_first=True`` channel 0 is the most significant bit, the authors' release
+order (``config.id_bit_order``); K = 64 uses all 64 bits, so ids with bit 63 set are negative in two's complement. Nothing of
 size 2^K is ever built: codes come from ids by shifting, and every loss term factorises over bits.
 
 The per-bit view is exact for the per-sample entropy: the softmax over all 2^K codes with logits
@@ -40,25 +41,29 @@ def binary_quantize(logits: torch.Tensor) -> torch.Tensor:
     return codes + (logits - logits.detach())
 
 
-def codes_to_ids(codes: torch.Tensor) -> torch.Tensor:
-    """Pack ±1 (or {0,1}) codes ``[..., K]`` into int64 ids ``[...]``; bit k of the id is channel k."""
+def codes_to_ids(codes: torch.Tensor, msb_first: bool = False) -> torch.Tensor:
+    """Pack ±1 (or {0,1}) codes ``[..., K]`` into int64 ids ``[...]``; bit k of the id is channel k
+    (``msb_first``: channel 0 is bit K-1)."""
     num_bits = codes.shape[-1]
     if num_bits > MAX_BITS:
         raise InvalidInputError(f"at most {MAX_BITS} bits fit an int64 id, got {num_bits}.")
+    if msb_first:
+        codes = codes.flip(-1)
     # One pass selecting each bit's mask (or 0), then a sum: bits are disjoint, so the sum is an OR, and int64
     # addition wraps exactly like the 64-bit pattern.
     return torch.where(codes > 0, _bit_masks(num_bits, codes.device), 0).sum(dim=-1)
 
 
-def ids_to_codes(ids: torch.Tensor, num_bits: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Unpack int64 ids ``[...]`` into ±1 codes ``[..., K]`` without any table."""
+def ids_to_codes(ids: torch.Tensor, num_bits: int, dtype: torch.dtype = torch.float32, msb_first: bool = False) -> torch.Tensor:
+    """Unpack int64 ids ``[...]`` into ±1 codes ``[..., K]`` without any table (the inverse of :func:`codes_to_ids`)."""
     if ids.dtype not in _SIGNED + _UNSIGNED:
         raise InvalidInputError(f"token ids must be an integer tensor, got dtype {ids.dtype}.")
     ids = as_int64_ids(ids)
     if ids.dtype != torch.int64:
         ids = ids.to(torch.int64)
     # Test each bit against its mask and pick ±1 directly (2.5x faster than shift / and / scale at K=16).
-    is_set = torch.bitwise_and(ids.unsqueeze(-1), _bit_masks(num_bits, ids.device)) != 0
+    masks = _bit_masks(num_bits, ids.device)
+    is_set = torch.bitwise_and(ids.unsqueeze(-1), masks.flip(0) if msb_first else masks) != 0
     return torch.where(is_set, 1.0, -1.0).to(dtype)
 
 

@@ -294,6 +294,35 @@ def _pixel_chunks(video, chunk_latent_frames: int, temporal: int) -> Iterator[tu
         raise InvalidInputError("the video stream yielded no frames.")
 
 
+def _windowed_pixel_chunks(video, chunk_latent_frames: int, config) -> Iterator[tuple[torch.Tensor, int, bool]]:
+    """:func:`_pixel_chunks` restarted at every causal window (``config.causal_window_frames``), so streaming
+    cuts the clip where ``model.encode`` does; ``is_first`` marks the first chunk of each window."""
+    window = config.causal_window_frames
+    if window is None:
+        yield from _pixel_chunks(video, chunk_latent_frames, config.temporal_compression)
+        return
+    pending: list[torch.Tensor] = []
+    count, shape, seen = 0, None, False
+    for piece in _frame_source(video):
+        if shape is None:
+            shape = (piece.shape[0], piece.shape[1], *piece.shape[3:])
+        elif (piece.shape[0], piece.shape[1], *piece.shape[3:]) != shape:
+            raise InvalidInputError(
+                f"all frames of a stream must share batch, channels and size; got {tuple(piece.shape)} after {shape}."
+            )
+        pending.append(piece)
+        count += piece.shape[2]
+        while count >= window:
+            frames = torch.cat(pending, dim=2) if len(pending) > 1 else pending[0]
+            yield from _pixel_chunks(frames[:, :, :window], chunk_latent_frames, config.temporal_compression)
+            seen = True
+            rest = frames[:, :, window:]
+            pending = [rest] if rest.shape[2] else []
+            count -= window
+    if pending or not seen:  # an empty stream gets _pixel_chunks' error
+        yield from _pixel_chunks(pending, chunk_latent_frames, config.temporal_compression)
+
+
 def _pad_spatial(model, x: torch.Tensor) -> torch.Tensor:
     fs = model.pyratok_config.spatial_compression
     h, w = x.shape[-2:]
@@ -443,9 +472,11 @@ def encode_streaming(
     device = model._device()
     state = None  # built from the first chunk: text states, tiling decision, per-tile encoders
     latent_start = 0
-    for frames, real_frames, first in _pixel_chunks(video, chunk_latent_frames, config.temporal_compression):
+    for frames, real_frames, first in _windowed_pixel_chunks(video, chunk_latent_frames, config):
         # Tensors are produced inside the context and yielded outside it, so grad mode never leaks to the caller.
         with inference_context(device, dtype):
+            if first and state is not None:
+                state["encoders"] = {}  # a new causal window (config.causal_window_frames): fresh caches
             x, _ = model._check_pixels(frames.to(device))
             frame_size = tuple(x.shape[-2:])
             x = _pad_spatial(model, x)
@@ -503,6 +534,26 @@ def _id_chunks(model, token_ids, chunk_latent_frames: int) -> Iterator[tuple[tor
         yield tuple(item.token_ids) if isinstance(item, StreamingChunk) else tuple(item)
 
 
+def _windowed_id_chunks(model, token_ids, chunk_latent_frames: int) -> Iterator[tuple[tuple[torch.Tensor, ...], bool]]:
+    """``(per-level ids, starts a causal window)`` with chunks split where ``model.decode`` starts a new window."""
+    window = model.pyratok_config.causal_window_frames
+    step = None if window is None else 1 + (window - 1) // model.pyratok_config.temporal_compression
+    position = 0
+    for ids in _id_chunks(model, token_ids, chunk_latent_frames):
+        if not ids or any(not torch.is_tensor(t) or t.dim() != 4 for t in ids):
+            raise InvalidInputError("each chunk of token_ids must hold one LongTensor [B, t, h, w] per level.")
+        if step is None:
+            yield ids, position == 0
+            position += ids[0].shape[1]
+            continue
+        offset = 0
+        while offset < ids[0].shape[1]:
+            take = min(ids[0].shape[1] - offset, step - position % step)
+            yield tuple(t[:, offset : offset + take] for t in ids), position % step == 0
+            position += take
+            offset += take
+
+
 def decode_streaming(
     model,
     token_ids,
@@ -532,10 +583,10 @@ def decode_streaming(
     fs, ft = config.spatial_compression, config.temporal_compression
     decoder = None
     emitted = 0
-    for ids in _id_chunks(model, token_ids, chunk_latent_frames):
+    for ids, window_start in _windowed_id_chunks(model, token_ids, chunk_latent_frames):
         with inference_context(device, dtype):
-            if not ids or ids[0].dim() != 4:
-                raise InvalidInputError("each chunk of token_ids must hold one LongTensor [B, t, h, w] per level.")
+            if window_start:
+                decoder = None  # a new causal window (config.causal_window_frames): fresh caches
             n = ids[0].shape[1]
             if output_shape is not None:
                 height, width = output_shape[1], output_shape[2]

@@ -48,6 +48,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from ..errors import CheckpointError, DatasetError, InvalidInputError, PyraTokError
 from ..video_io import atomic_write_json, atomic_write_text, read_video
@@ -599,7 +600,7 @@ class PixelStatisticsBaseline:
         self.feature_mean = features.mean(0)
         self.feature_std = features.std(0).clamp_min(1e-6)
         design = torch.cat([(features - self.feature_mean) / self.feature_std, torch.ones(len(videos), 1, dtype=torch.float64)], dim=1)
-        targets = self.get_text_features(list(captions)).double()
+        targets = self.get_text_features(list(captions)).pooler_output.double()
         gram = design.T @ design + self.ridge * len(videos) * torch.eye(design.shape[1], dtype=torch.float64)
         self.projection = torch.linalg.solve(gram, design.T @ targets).float()
         return self
@@ -611,12 +612,13 @@ class PixelStatisticsBaseline:
 
     # -- the PyraTok-like interface
     @torch.no_grad()
-    def get_text_features(self, text: Sequence[str] | str, normalize: bool = True) -> torch.Tensor:
-        pooled = self.text_encoder(text).pooled.float().cpu()
-        return F.normalize(pooled, dim=-1) if normalize else pooled
+    def get_text_features(self, text: Sequence[str] | str, normalize: bool = True) -> BaseModelOutputWithPooling:
+        encoding = self.text_encoder(text)
+        pooled = encoding.pooled.float().cpu()
+        return BaseModelOutputWithPooling(last_hidden_state=encoding.states, pooler_output=F.normalize(pooled, dim=-1) if normalize else pooled)
 
     @torch.no_grad()
-    def get_video_features(self, pixel_values: torch.Tensor, pooling: str = "clip", level: int | None = None, normalize: bool = True, **_: Any) -> torch.Tensor:
+    def get_video_features(self, pixel_values: torch.Tensor, pooling: str = "clip", level: int | None = None, normalize: bool = True, **_: Any) -> BaseModelOutputWithPooling:
         if self.projection is None:
             raise InvalidInputError("the baseline is not fitted; call fit() or fit_on_split() first.")
         if pooling not in ("clip", "frame", "token"):
@@ -629,7 +631,7 @@ class PixelStatisticsBaseline:
             standardised = (raw - self.feature_mean.float()) / self.feature_std.float()
             embedded = standardised @ self.projection[:-1] + self.projection[-1]
             outputs.append(F.normalize(embedded, dim=-1) if normalize else embedded)
-        return torch.stack(outputs)
+        return BaseModelOutputWithPooling(pooler_output=torch.stack(outputs))
 
 
 # ----------------------------------------------------------------------------------------------------------------

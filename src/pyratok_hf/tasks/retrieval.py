@@ -126,11 +126,17 @@ def check_texts(texts: Any, what: str = "texts") -> list[str]:
     return [t.strip() for t in texts]
 
 
+def pooled(output: Any) -> torch.Tensor:
+    """The features of a ``get_*_features`` call: ``pooler_output`` of transformers' output object (our
+    models, ``CLIPModel``), or the tensor itself (objects that return plain tensors)."""
+    return output.pooler_output if hasattr(output, "pooler_output") else output
+
+
 @torch.no_grad()
 def embed_texts(model: Any, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
     """L2-normalised text features ``[N, D]`` (float32, CPU) from ``model.get_text_features``."""
     texts = check_texts(list(texts) if not isinstance(texts, str) else texts)
-    chunks = [model.get_text_features(text=texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)]
+    chunks = [pooled(model.get_text_features(text=texts[i : i + batch_size])) for i in range(0, len(texts), batch_size)]
     return F.normalize(torch.cat(chunks).float().cpu(), dim=-1)
 
 
@@ -140,7 +146,7 @@ def video_features(model: Any, frames: torch.Tensor, pooling: str, level: int | 
     pixels = frames.unsqueeze(0).to(model_device(model))
     if level is not None and level < 0:
         level = int(model.config.num_levels) + level
-    feats = model.get_video_features(pixel_values=pixels, pooling=pooling, level=level)
+    feats = pooled(model.get_video_features(pixel_values=pixels, pooling=pooling, level=level))
     return F.normalize(feats[0].float().cpu(), dim=-1)
 
 
@@ -162,7 +168,7 @@ def embed_videos(model: Any, videos: Any, level: int | None = None, progress: bo
         for start in range(0, len(indices), 8):  # bounded batches: memory stays flat on long lists
             chunk = indices[start : start + 8]
             pixels = torch.stack([items[i] for i in chunk]).to(device)
-            feats = F.normalize(model.get_video_features(pixel_values=pixels, pooling="clip", level=level).float().cpu(), dim=-1)
+            feats = F.normalize(pooled(model.get_video_features(pixel_values=pixels, pooling="clip", level=level)).float().cpu(), dim=-1)
             for i, feat in zip(chunk, feats):
                 features[i] = feat
     return torch.stack(features)  # type: ignore[arg-type]
