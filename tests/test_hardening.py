@@ -464,8 +464,12 @@ def test_damaged_token_files_decode_or_fail_with_one_line(model, model_dir, toke
 
 # ============================================================================= loading: safetensors only
 def pickle_folder(folder, weights="model.safetensors", pickled="pytorch_model.bin"):
-    """Replace a folder's safetensors weights by the same tensors pickled with torch.save."""
+    """Replace a folder's safetensors weights by the same tensors pickled with torch.save (diffusers' file names
+    for a folder in diffusers' layout)."""
     from safetensors.torch import load_file
+
+    if not os.path.exists(os.path.join(folder, weights)) and os.path.exists(os.path.join(folder, "diffusion_pytorch_model.safetensors")):
+        weights, pickled = "diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"
 
     state = load_file(os.path.join(folder, weights))
     os.remove(os.path.join(folder, weights))

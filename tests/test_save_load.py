@@ -71,19 +71,44 @@ def test_save_load_gives_bit_identical_outputs(saved_dir, original, reference, l
 
 
 def test_diffusers_saved_folders_load_in_pyratok_model(original, reference, tmp_path):
-    # 1. AutoencoderPyraTok.save_pretrained -> the shared format.
+    # 1. AutoencoderPyraTok.save_pretrained -> diffusers' own layout, read by both classes.
     vae = AutoencoderPyraTok(original.config)
     vae.load_state_dict(original.state_dict())
     vae.save_pretrained(tmp_path / "from-diffusers")
     assert json.loads((tmp_path / "from-diffusers" / "config.json").read_text())["_class_name"] == "AutoencoderPyraTok"
+    assert (tmp_path / "from-diffusers" / "diffusion_pytorch_model.safetensors").is_file()
     _assert_identical(PyraTokModel.from_pretrained(tmp_path / "from-diffusers"), reference)
-    # 2. diffusers' own file name (what ModelMixin.save_pretrained writes).
-    folder = tmp_path / "diffusers-layout"
-    folder.mkdir()
-    shutil.copy(tmp_path / "from-diffusers" / "config.json", folder / "config.json")
-    shutil.copy(tmp_path / "from-diffusers" / "model.safetensors", folder / "diffusion_pytorch_model.safetensors")
+    _assert_identical(AutoencoderPyraTok.from_pretrained(tmp_path / "from-diffusers"), reference)
+    # 2. What AutoencoderPyraTok wrote before it used diffusers' layout: model.safetensors + _class_name.
+    folder = tmp_path / "older-autoencoder-layout"
+    original.save_pretrained(folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "_class_name": "AutoencoderPyraTok"}))
     _assert_identical(PyraTokModel.from_pretrained(folder), reference)
     _assert_identical(AutoencoderPyraTok.from_pretrained(folder), reference)
+
+
+def test_variant_round_trips_in_both_classes(original, reference, tmp_path):
+    vae = AutoencoderPyraTok(original.config)
+    vae.load_state_dict(original.state_dict())
+    vae.save_pretrained(tmp_path / "vae", variant="fp16")
+    original.save_pretrained(tmp_path / "model", variant="fp16")
+    assert (tmp_path / "vae" / "diffusion_pytorch_model.fp16.safetensors").is_file()
+    assert (tmp_path / "model" / "model.fp16.safetensors").is_file()
+    for folder in (tmp_path / "vae", tmp_path / "model"):
+        for cls in (PyraTokModel, AutoencoderPyraTok):
+            _assert_identical(cls.from_pretrained(folder, variant="fp16"), reference)
+            with pytest.raises(CheckpointError, match="variant"):
+                cls.from_pretrained(folder, variant="bf16")
+
+
+def test_sharded_autoencoder_folder_loads_in_both_classes(original, reference, tmp_path):
+    vae = AutoencoderPyraTok(original.config)
+    vae.load_state_dict(original.state_dict())
+    vae.save_pretrained(tmp_path / "sharded", max_shard_size="200KB")
+    assert (tmp_path / "sharded" / "diffusion_pytorch_model.safetensors.index.json").is_file()
+    for cls in (PyraTokModel, AutoencoderPyraTok):
+        _assert_identical(cls.from_pretrained(tmp_path / "sharded"), reference)
 
 
 def test_from_pretrained_with_subfolder(original, reference, tmp_path):

@@ -1,10 +1,18 @@
 """The frozen causal video VAE that PyraTok adapts: diffusers' ``AutoencoderKLWan``, used as is.
 
 Wan's encoder runs causally over chunks of frames (the first frame alone, then 4 at a time) and keeps a
-feature cache between chunks. Lateral features for LaPQ are the outputs of the encoder's *stages* (the
-blocks between two downsamplings). They are collected with forward hooks on the stage-closing modules of
+feature cache between chunks; its decoder does the same one latent frame at a time. :class:`CausalEncoder` /
+:class:`CausalDecoder` are that chunking, written once: whole-clip ``encode`` / ``decode`` and streaming
+(:mod:`pyratok_hf.streaming`) both use them. Lateral features for LaPQ are the outputs of the encoder's
+*stages* (the blocks between two downsamplings), collected with forward hooks on the stage-closing modules of
 ``encoder.down_blocks`` and concatenated along time across chunks, so they are exactly the features the
 backbone computed, whatever the chunking.
+
+Gradient checkpointing (``enable_gradient_checkpointing`` / ``gradient_checkpointing_enable`` of either model
+class) recomputes each chunk's encoder / decoder call in backward. The call reads and refills the feature
+cache, so it is checkpointed as a pure function of (chunk, cache before) -> (output, stage features, cache
+after): the recomputation sees the cache the forward saw, and gradients still flow through the cache from
+chunk to chunk.
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKLWan
 from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d, WanResample, WanResidualDownBlock
 from torch import nn
+
+from .checkpointing import checkpoint_function
 
 
 def stage_output_indices(encoder: nn.Module) -> list[int]:
@@ -111,6 +121,94 @@ def set_single_frame_fast_path(vae: nn.Module, enabled: bool = True) -> int:
     return count
 
 
+# ----------------------------------------------------------------------------- causal chunking
+def conv_count(vae: nn.Module, part: str) -> int:
+    """Length of the feature cache Wan keeps for ``part`` ('encoder' / 'decoder')."""
+    counts = getattr(vae, "_cached_conv_counts", None)
+    if counts and part in counts:
+        return counts[part]
+    return sum(isinstance(m, WanCausalConv3d) for m in getattr(vae, part).modules())
+
+
+class _CachedCall:
+    """One Wan encoder/decoder with its feature cache; each call is one chunk (checkpointed when enabled)."""
+
+    part = ""
+
+    def __init__(self, backbone: "WanBackbone"):
+        self.backbone = backbone
+        self.vae = backbone.vae
+        self.module = getattr(self.vae, self.part)
+        self.cache: list[torch.Tensor | None] = [None] * conv_count(self.vae, self.part)
+        self.started = False
+
+    def _chunk(self, x: torch.Tensor, stages: list[int] = (), **kwargs) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        module, n = self.module, len(self.cache)
+
+        def step(chunk, *cache):
+            local = list(cache)
+            with self.backbone._collect_stages(stages) as collected:
+                out = module(chunk, feat_cache=local, feat_idx=[0], **kwargs)
+            return (out, *(collected[s][0] for s in stages), *local)
+
+        if getattr(module, "gradient_checkpointing", False) and module.training and torch.is_grad_enabled():
+            outs = checkpoint_function(module)(step, x, *self.cache)
+        else:
+            outs = step(x, *self.cache)
+        self.cache = list(outs[len(outs) - n :])
+        self.started = True
+        return outs[0], list(outs[1 : len(outs) - n])
+
+
+class CausalEncoder(_CachedCall):
+    """Wan's encoder over consecutive frame chunks, as ``AutoencoderKLWan._encode`` runs it, with the cache kept
+    between calls (streaming) and the requested encoder-stage features."""
+
+    part = "encoder"
+
+    def __init__(self, backbone: "WanBackbone", stages: list[int] | tuple[int, ...] = ()):
+        super().__init__(backbone)
+        self.stages = sorted(set(stages))
+
+    def __call__(self, frames: torch.Tensor) -> tuple[torch.Tensor, dict[int, list[torch.Tensor]]]:
+        """Pixels of whole latent frames (the first call starts with the lone first frame) -> (encoder output
+        before ``quant_conv``, stage -> per-group features)."""
+        if self.vae.config.patch_size is not None:
+            frames = _wan().patchify(frames, patch_size=self.vae.config.patch_size)
+        start = 0 if self.started else 1
+        groups = [] if self.started else [frames[:, :, :1]]
+        groups += [frames[:, :, i : i + 4] for i in range(start, frames.shape[2], 4)]
+        outs, features = [], {s: [] for s in self.stages}
+        for group in groups:
+            out, feats = self._chunk(group, self.stages)
+            outs.append(out)
+            for s, f in zip(self.stages, feats):
+                features[s].append(f)
+        return (torch.cat(outs, dim=2) if len(outs) > 1 else outs[0]), features
+
+
+class CausalDecoder(_CachedCall):
+    """Wan's decoder one latent frame at a time, as ``AutoencoderKLWan._decode`` runs it, cache kept between calls."""
+
+    part = "decoder"
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        """Latent frames (raw, before ``post_quant_conv``) -> pixel frames (not yet unpatchified / clamped)."""
+        x = self.vae.post_quant_conv(z)
+        outs = []
+        for i in range(x.shape[2]):
+            first = not self.started
+            out, _ = self._chunk(x[:, :, i : i + 1], first_chunk=first) if first else self._chunk(x[:, :, i : i + 1])
+            outs.append(out)
+        return torch.cat(outs, dim=2) if len(outs) > 1 else outs[0]
+
+
+def _wan():
+    from diffusers.models.autoencoders import autoencoder_kl_wan
+
+    return autoencoder_kl_wan
+
+
 class WanBackbone(nn.Module):
     """A diffusers ``AutoencoderKLWan`` plus access to its encoder-stage features.
 
@@ -165,15 +263,22 @@ class WanBackbone(nn.Module):
         ``pixel_values`` must already satisfy the backbone's shape constraints (T = 1 + 4k, H and W multiples
         of the spatial factor); :class:`~pyratok_hf.PyraTokModel` pads for the user.
         """
-        stages = sorted(set(stages))
-        with self._collect_stages(stages) as collected:
-            moments = self.vae._encode(pixel_values)
-        z = moments[:, : self.z_dim]
-        features = {s: torch.cat(chunks, dim=2) for s, chunks in collected.items()}
-        return z, features
+        if self.vae.use_tiling:  # diffusers' own spatial tiling (enabled on the inner VAE by the user)
+            stages = sorted(set(stages))
+            with self._collect_stages(stages) as collected:
+                moments = self.vae._encode(pixel_values)
+            return moments[:, : self.z_dim], {s: torch.cat(chunks, dim=2) for s, chunks in collected.items()}
+        out, features = CausalEncoder(self, stages)(pixel_values)
+        z = self.vae.quant_conv(out)[:, : self.z_dim]
+        return z, {s: torch.cat(chunks, dim=2) for s, chunks in features.items()}
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.vae._decode(z).sample
+        if self.vae.use_tiling:
+            return self.vae._decode(z).sample
+        out = CausalDecoder(self)(z)
+        if self.vae.config.patch_size is not None:
+            out = _wan().unpatchify(out, patch_size=self.vae.config.patch_size)
+        return out.clamp(-1.0, 1.0)
 
     # ------------------------------------------------------------------ LoRA (PEFT)
     def default_lora_targets(self) -> list[str]:

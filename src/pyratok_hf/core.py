@@ -94,6 +94,27 @@ class PyraTokModelOutput(ModelOutput):
         return self.reconstruction
 
 
+def _fp32_module_names(model) -> list[str]:
+    """The modules either library keeps in float32 (diffusers: ``_keep_in_fp32_modules``; transformers: ``_strict``)."""
+    cls = type(model)
+    return list(getattr(cls, "_keep_in_fp32_modules", None) or ()) + list(getattr(cls, "_keep_in_fp32_modules_strict", None) or ())
+
+
+def _execution_device(module: nn.Module) -> torch.device:
+    """Where ``module`` computes: its weights' device, or, when accelerate offloaded them (``device_map`` with
+    CPU / disk offload leaves them on ``meta``), the execution device of its offload hooks."""
+    weight = next(module.parameters())
+    if weight.device.type != "meta":
+        return weight.device
+    for sub in module.modules():
+        hook = getattr(sub, "_hf_hook", None)
+        for h in getattr(hook, "hooks", None) or ([hook] if hook is not None else []):  # SequentialHook or one hook
+            device = getattr(h, "execution_device", None)
+            if device is not None:
+                return torch.device("cuda", device) if isinstance(device, int) else torch.device(device)
+    return torch.device("cpu")
+
+
 def _check_output_shape(output_shape) -> tuple[int, int, int]:
     """``(T, H, W)`` of positive integers, or :class:`InvalidInputError` (it sizes the latent and the crop)."""
     try:
@@ -152,7 +173,7 @@ class PyraTokCore:
                 "diffusers' AutoencoderKLWan (e.g. attn_scales: list of numbers, temperal_downsample: list of booleans)."
             ) from err
         self.backbone.requires_grad_(False)  # frozen by default; LoRA adapters add trainable weights
-        self.lapq = LaPQ(config, self.backbone.stage_channels())
+        self.lapq = LaPQ(config, self.backbone.stage_channels()).float()  # float32 whatever torch's default dtype
         K = config.codebook_bits
         if config.use_text_conditioning or config.token_text_weight or config.contrastive_weight:
             hidden = getattr(config, "text_proj_hidden_dim", None) or max(config.text_embed_dim, 4 * config.text_embed_dim)
@@ -195,17 +216,17 @@ class PyraTokCore:
 
     def _device(self) -> torch.device:
         # The release layout without text conditioning has a parameter-free LaPQ: fall back to the heads.
-        return next(self.lapq.parameters(), self.text_to_code.weight).device
+        return _execution_device(self.lapq if next(self.lapq.parameters(), None) is not None else self.text_to_code)
 
     def _backbone_dtype(self) -> torch.dtype:
         return next(self.backbone.parameters()).dtype
 
     def _backbone_device(self) -> torch.device:
-        return next(self.backbone.parameters()).device
+        return _execution_device(self.backbone)
 
     def _keep_modules_in_fp32(self) -> None:
         """Put the modules named by ``_keep_in_fp32_modules`` back in float32 (after a cast to fp16 / bf16)."""
-        for name in getattr(type(self), "_keep_in_fp32_modules", None) or ():
+        for name in _fp32_module_names(self):
             module = getattr(self, name, None)
             if isinstance(module, nn.Module) and any(p.is_floating_point() and p.dtype != torch.float32 for p in module.parameters()):
                 module.float()
@@ -213,7 +234,7 @@ class PyraTokCore:
     def _cast_keeping_fp32_modules(self, dtype: torch.dtype) -> None:
         """Cast floating-point weights to ``dtype`` except the ``_keep_in_fp32_modules`` (LaPQ), which are never
         rounded through ``dtype`` (the loaders' ``torch_dtype``)."""
-        keep = set(getattr(type(self), "_keep_in_fp32_modules", None) or ())
+        keep = set(_fp32_module_names(self))
         cast = lambda t: t.to(dtype) if t.is_floating_point() else t  # noqa: E731
         nn.Module._apply(self, cast, recurse=False)  # the model's own parameters (level_embedding)
         for name, child in self.named_children():
@@ -357,9 +378,9 @@ class PyraTokCore:
         # Compute in the backbone's dtype: float16 / float64 frames would otherwise stop at the first
         # convolution with a bare "Input type and bias type should be the same" RuntimeError.
         # Inputs on another device than the model are moved (one copy, needed anyway; none when they match).
-        weight = next(self.backbone.parameters())
-        if pixel_values.dtype != weight.dtype or pixel_values.device != weight.device:
-            pixel_values = pixel_values.to(device=weight.device, dtype=weight.dtype)
+        device, dtype = self._backbone_device(), self._backbone_dtype()
+        if pixel_values.dtype != dtype or pixel_values.device != device:
+            pixel_values = pixel_values.to(device=device, dtype=dtype)
         return pixel_values, image
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
@@ -607,9 +628,9 @@ class PyraTokCore:
         low, high = value_range(latents)  # latent-sized: 1/48 of the video
         if not (math.isfinite(low) and math.isfinite(high)):
             raise InvalidInputError("latents contain NaN or Inf; pass the latents that encode() returned.")
-        weight = next(self.backbone.parameters())
-        if latents.dtype != weight.dtype or latents.device != weight.device:
-            latents = latents.to(device=weight.device, dtype=weight.dtype)  # float16/64 latents would fail at the first conv
+        device, dtype = self._backbone_device(), self._backbone_dtype()
+        if latents.dtype != dtype or latents.device != device:
+            latents = latents.to(device=device, dtype=dtype)  # float16/64 latents would fail at the first conv
         z = self._denormalize(latents)
         if self.use_slicing and z.shape[0] > 1:
             video = torch.cat([self._decode_latent(zi) for zi in z.split(1)])

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-import torch.utils.checkpoint
 from torch import nn
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 from .quantizer import binary_quantize, codes_to_ids
 
@@ -125,8 +125,11 @@ class TextCrossAttention(nn.Module):
         return out
 
 
-class LaPQLevel(nn.Module):
-    """Q_l: fuse (residual, lateral, previous codes), attend to text, project to K bits, sign-quantize."""
+class LaPQLevel(GradientCheckpointingLayer):
+    """Q_l: fuse (residual, lateral, previous codes), attend to text, project to K bits, sign-quantize.
+
+    A transformers ``GradientCheckpointingLayer``: with checkpointing on (either model class's enable call) and in
+    training, its forward is recomputed in backward with the function and ``use_reentrant`` it was given."""
 
     def __init__(
         self,
@@ -218,7 +221,6 @@ class LaPQ(nn.Module):
         release = config.layout == "release"
         text_dim = config.text_embed_dim if config.use_text_conditioning else None
         temporal_kernel = getattr(config, "level_temporal_kernel", 1)
-        self.gradient_checkpointing = False  # set by enable_gradient_checkpointing() of either model class
         self.levels = nn.ModuleList()
         for level in range(config.num_levels):
             lateral_channels = stage_channels[config.lateral_stages[level]] if config.lateral_stages else 0
@@ -276,10 +278,7 @@ class LaPQ(nn.Module):
             grid = grids[l]
             prev = None if prev_codes is None or level.fuse is None else resize_causal(prev_codes.movedim(-1, 1), grid, "nearest")
             inputs = (resize_causal(residual, grid), laterals[l], prev, text, text_mask)
-            if self.gradient_checkpointing and torch.is_grad_enabled():
-                logits, codes = torch.utils.checkpoint.checkpoint(level, *inputs, use_reentrant=False)
-            else:
-                logits, codes = level(*inputs)
+            logits, codes = level(*inputs)
             contribution = self._upsample(level.codes_to_latent(codes), latent_thw) * self.config.level_scales[l]
             contribution = contribution.to(latent.dtype)
             quantized = quantized + contribution

@@ -269,9 +269,23 @@ def check_safetensors_index(folder: str, index_name: str) -> list[str]:
     return shards
 
 
-def find_weights(folder: str, *, allow_pickle: bool = False, float_only: bool = True) -> tuple[str, list[str]]:
+def with_variant(name: str, variant: str | None) -> str:
+    """``model.safetensors`` -> ``model.fp16.safetensors`` (the naming transformers and diffusers share)."""
+    if not variant:
+        return name
+    parts = name.split(".")
+    return ".".join(parts[:-1] + [variant, parts[-1]])
+
+
+def find_weights(folder: str, *, allow_pickle: bool = False, float_only: bool = True, variant: str | None = None) -> tuple[str, list[str]]:
     """``(layout, checked safetensors files)`` of a local folder (the same preference as the loaders)."""
-    for layout, single, index in (("transformers", WEIGHTS_NAME, WEIGHTS_INDEX_NAME), ("diffusers", DIFFUSERS_WEIGHTS_NAME, DIFFUSERS_INDEX_NAME)):
+    if variant is not None and (not isinstance(variant, str) or not re.fullmatch(r"[\w\-]+", variant)):
+        raise CheckpointError(f"variant must be a short name such as 'fp16', got {variant!r}.")
+    names = [(layout, with_variant(single, variant), with_variant(index, variant)) for layout, single, index in (
+        ("transformers", WEIGHTS_NAME, WEIGHTS_INDEX_NAME), ("diffusers", DIFFUSERS_WEIGHTS_NAME, DIFFUSERS_INDEX_NAME))]
+    if variant and not any(os.path.exists(os.path.join(folder, n)) for _, single, index in names for n in (single, index)):
+        raise CheckpointError(f"{folder} has no weights of variant {variant!r} (e.g. {names[0][1]}); drop variant= or save that variant.")
+    for layout, single, index in names:
         if os.path.exists(os.path.join(folder, single)):
             path = os.path.join(folder, single)
             if not os.path.isfile(path):
@@ -291,6 +305,12 @@ def find_weights(folder: str, *, allow_pickle: bool = False, float_only: bool = 
             f"{folder} has no safetensors weights. Pickled .bin/.pt files can run code when loaded and are refused; "
             "convert them to safetensors, or pass allow_pickle=True if you trust the source."
         )
+    variants = sorted({name.split(".")[-2] for name in os.listdir(folder) if re.fullmatch(r"(model|diffusion_pytorch_model)\.[\w\-]+\.safetensors", name)})
+    if variants and not variant:
+        raise CheckpointError(
+            f"{folder} has no {WEIGHTS_NAME} / {DIFFUSERS_WEIGHTS_NAME}, only variant weights ({', '.join(variants)}): "
+            f"pass variant={variants[0]!r}."
+        )
     raise CheckpointError(
         f"{folder} has no {WEIGHTS_NAME}: the save or download was interrupted, or this is not a model folder. "
         "Re-save the model with save_pretrained or re-download it."
@@ -298,7 +318,7 @@ def find_weights(folder: str, *, allow_pickle: bool = False, float_only: bool = 
 
 
 # ----------------------------------------------------------------------------- the gate
-def check_checkpoint_folder(path, subfolder: str | None = None, *, allow_pickle: bool = False) -> CheckedCheckpoint | None:
+def check_checkpoint_folder(path, subfolder: str | None = None, *, allow_pickle: bool = False, variant: str | None = None) -> CheckedCheckpoint | None:
     """Check a local PyraTok folder before loading it; ``None`` means ``path`` is a Hub id (not local).
 
     Raises :class:`CheckpointNotFoundError` (bad path), :class:`ConfigError` (config.json) or
@@ -310,8 +330,114 @@ def check_checkpoint_folder(path, subfolder: str | None = None, *, allow_pickle:
     config_path = os.path.join(folder, "config.json")
     data = read_json_object(config_path)
     check_config_dict(data, config_path)
-    layout, weights = find_weights(folder, allow_pickle=allow_pickle)
+    layout, weights = find_weights(folder, allow_pickle=allow_pickle, variant=variant)
     return CheckedCheckpoint(folder=folder, config=data, weights=weights, layout=layout)
+
+
+def download_model_folder(repo_id: str, subfolder: str | None = None, **hub_kwargs) -> str:
+    """A Hub repo's (sub)folder as a local folder (``revision``, ``cache_dir``, ``token``, ``local_files_only``,
+    ``force_download`` pass through to ``huggingface_hub.snapshot_download``); typed errors when unreachable."""
+    from huggingface_hub import snapshot_download
+
+    allowed = {k: v for k, v in hub_kwargs.items() if k in ("revision", "cache_dir", "token", "local_files_only", "force_download") and v is not None}
+    try:
+        root = snapshot_download(repo_id, allow_patterns=[f"{subfolder}/*"] if subfolder else None, **allowed)
+    except Exception as err:  # offline, unknown repo, auth: huggingface_hub raises several types
+        raise CheckpointNotFoundError(
+            f"{repo_id} is not a local folder, and it could not be fetched from the Hub ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}). Check the path or repo id; offline, download the repo first "
+            "and pass its folder."
+        ) from err
+    return os.path.join(root, subfolder) if subfolder else root
+
+
+def load_checked_state_dict(checked: CheckedCheckpoint) -> dict:
+    """Every tensor of the checked safetensors files (one file or all shards)."""
+    state: dict = {}
+    for path in checked.weights:
+        state.update(load_safetensors_checked(path, float_only=True))
+    return state
+
+
+def load_pickled_state_dict(folder: str) -> dict:
+    """Weights from a pickled checkpoint (only after ``allow_pickle=True``), read with ``weights_only=True``."""
+    import torch
+
+    for name in PICKLE_NAMES:
+        path = os.path.join(folder, name)
+        if os.path.isfile(path) and not name.endswith(".json"):
+            try:
+                return torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as err:  # torch raises several types for damaged or code-carrying pickles
+                raise CheckpointError(f"{path} cannot be read as a weights-only pickle ({type(err).__name__}: {err}). {FIX_WEIGHTS}") from err
+    raise CheckpointError(f"{folder} has no single-file pickled checkpoint ({', '.join(PICKLE_NAMES[:4])}). {FIX_WEIGHTS}")
+
+
+def load_state_dict_strictly(model, state: dict, source: str) -> None:
+    """``model.load_state_dict(state, assign=True)`` (no second copy of the weights), or a
+    :class:`CheckpointError` naming what is missing, unexpected or misshaped."""
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
+    except RuntimeError as err:  # shape mismatches; torch's message names each tensor
+        raise CheckpointError(f"{source}: weights do not match config.json: {err}") from err
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{source}: weights do not match config.json (missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}). "
+            "Was config.json edited (restore it), or are the weights damaged (re-download or re-save them)?"
+        )
+
+
+def load_into_empty_model(cls, checked: CheckedCheckpoint, *, dtype=None, strict: bool = True, device_map=None, max_memory=None, offload_folder=None):
+    """Build ``cls(config)`` with its parameters on ``meta`` and assign the checkpoint's tensors to them (the
+    weights are held once), cast to ``dtype`` keeping LaPQ in float32, check them, place them; in eval mode.
+
+    Both model classes read the other library's folder layout through this."""
+    import torch
+    from accelerate import init_empty_weights
+
+    config = check_config_dict(checked.config, os.path.join(checked.folder, "config.json"))
+    with checkpoint_load_errors(checked.folder):
+        with init_empty_weights(include_buffers=False):
+            model = cls(config)
+        state = load_checked_state_dict(checked) if checked.layout != "pickle" else load_pickled_state_dict(checked.folder)
+    if strict:
+        load_state_dict_strictly(model, state, ", ".join(checked.weights) or checked.folder)
+    else:
+        model.load_state_dict(state, strict=False, assign=True)
+    del state
+    if isinstance(dtype, torch.dtype):
+        model._cast_keeping_fp32_modules(dtype)
+    check_finite_weights(model, ", ".join(checked.weights) or checked.folder)
+    return dispatch_to_device_map(model, device_map, max_memory=max_memory, offload_folder=offload_folder).eval()
+
+
+def dispatch_to_device_map(model, device_map, *, max_memory=None, offload_folder=None):
+    """Place a loaded model as ``device_map`` says, through accelerate (``"auto"``/``"balanced"``/... or an
+    explicit map; a single device is a plain ``.to``). Offloaded weights live on disk under ``offload_folder``."""
+    import torch
+
+    if device_map is None:
+        return model
+    if isinstance(device_map, (str, torch.device, int)) and str(device_map) not in ("auto", "balanced", "balanced_low_0", "sequential"):
+        return model.to(device_map)
+    from accelerate import dispatch_model, infer_auto_device_map
+
+    if isinstance(device_map, str):
+        device_map = infer_auto_device_map(model, max_memory=max_memory, no_split_module_classes=list(type(model)._no_split_modules or []))
+    if set(device_map.values()) <= {"cpu"} or len(set(device_map.values())) == 1 and "disk" not in device_map.values():
+        return model.to(next(iter(device_map.values())))
+    if "disk" in device_map.values() and offload_folder is None:
+        raise CheckpointError("this device_map offloads weights to disk: pass offload_folder=... (a folder with room for the weights).")
+    disk = [name for name, device in device_map.items() if device == "disk"]
+    if disk:  # write the offloaded weights ourselves: accelerate skips a whole-model ("" -> disk) entry
+        from accelerate.utils import offload_state_dict
+
+        state = model.state_dict()
+        offload_state_dict(offload_folder, {k: v for k, v in state.items() if any(n == "" or k == n or k.startswith(n + ".") for n in disk)})
+    skip = getattr(type(model), "_skip_keys", None) or getattr(type(model), "_skip_keys_device_placement", None)
+    model = dispatch_model(model, device_map=device_map, offload_dir=offload_folder, skip_keys=skip)
+    model.hf_device_map = device_map
+    return model
 
 
 def _safetensor_error_type():
@@ -363,9 +489,9 @@ def load_safetensors_checked(path: str, *, float_only: bool = False) -> dict:
         return load_file(path)
 
 
-def check_model_path(path, subfolder: str | None = None, *, allow_pickle: bool = False) -> CheckedCheckpoint | None:
+def check_model_path(path, subfolder: str | None = None, *, allow_pickle: bool = False, variant: str | None = None) -> CheckedCheckpoint | None:
     """Alias of :func:`check_checkpoint_folder` for callers (CLI, pipeline) that only want the checks."""
-    return check_checkpoint_folder(path, subfolder, allow_pickle=allow_pickle)
+    return check_checkpoint_folder(path, subfolder, allow_pickle=allow_pickle, variant=variant)
 
 
 __all__ = [
@@ -377,8 +503,14 @@ __all__ = [
     "check_safetensors_file",
     "check_safetensors_index",
     "checkpoint_load_errors",
+    "dispatch_to_device_map",
+    "download_model_folder",
     "find_weights",
+    "load_checked_state_dict",
+    "load_into_empty_model",
+    "load_pickled_state_dict",
     "load_safetensors_checked",
+    "load_state_dict_strictly",
     "read_json_object",
     "resolve_model_folder",
 ]

@@ -28,22 +28,48 @@ class PyraTokPreTrainedModel(PreTrainedModel):
     base_model_prefix = "pyratok"
     main_input_name = "pixel_values"
     supports_gradient_checkpointing = True
-    _no_split_modules = ["WanEncoder3d", "WanDecoder3d", "LaPQLevel"]
-    # LaPQ quantizes by sign: it stays float32 when loading in float16 *and* bfloat16 (the strict list is the one
-    # transformers honours for bf16; the plain list only for fp16).
-    _keep_in_fp32_modules = ["lapq"]
+    # Offloading (device_map with CPU / disk offload): accelerate's hooks must neither copy Wan's causal cache
+    # (the encoder/decoder fill the feat_cache list in place; a copied list loses every cached frame) nor
+    # unload a LaPQ level between its forward and codes_to_latent, so hooks sit on the Wan encoder/decoder as a
+    # whole and on LaPQ's leaf layers.
+    _no_split_modules = ["WanEncoder3d", "WanDecoder3d"]
+    _skip_keys_device_placement = ["feat_cache", "feat_idx"]
+    # LaPQ quantizes by sign: it stays float32 when loading in float16 *and* bfloat16 (transformers honours the
+    # strict list for both; LaPQ is also built in float32 whatever the default dtype, see _build_pyratok).
     _keep_in_fp32_modules_strict = ["lapq"]
 
     def _init_weights(self, module):
         # Keep each layer's own PyTorch/diffusers initialisation: transformers' N(0, 0.02) default would
-        # silently change how a from-scratch Wan backbone starts.
+        # silently change how a from-scratch Wan backbone starts. Parameters without a reset method get the
+        # values their constructors give them (Wan's RMS-norm gain 1, our level embeddings 0).
         if isinstance(module, nn.MultiheadAttention):
             module._reset_parameters()
         elif hasattr(module, "reset_parameters") and not isinstance(module, PreTrainedModel):
             module.reset_parameters()
+        elif type(module).__name__ == "WanRMS_norm":
+            nn.init.ones_(module.gamma)
+            if isinstance(module.bias, nn.Parameter):
+                nn.init.zeros_(module.bias)
+        if isinstance(module, PyraTokPreTrainedModel) and hasattr(module, "level_embedding"):
+            nn.init.zeros_(module.level_embedding)
+
+    def get_input_embeddings(self) -> nn.Module:
+        """The first layer the pixels meet (the Wan encoder's input convolution), transformers' input-embedding hook
+        (``enable_input_require_grads`` for reentrant checkpointing / PEFT uses it)."""
+        return self.backbone.vae.encoder.conv_in
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.backbone.vae.encoder.conv_in = value
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, allow_pickle: bool = False, strict: bool = True, **kwargs):
+        if pretrained_model_name_or_path is None and kwargs.get("config") is not None and kwargs.get("state_dict") is not None:
+            # transformers' in-memory form: a config and a state dict, no folder to check
+            return super().from_pretrained(None, *model_args, **kwargs)
+        return cls._from_pretrained_checked(pretrained_model_name_or_path, *model_args, allow_pickle=allow_pickle, strict=strict, **kwargs)
+
+    @classmethod
+    def _from_pretrained_checked(cls, pretrained_model_name_or_path, *model_args, allow_pickle: bool = False, strict: bool = True, **kwargs):
         """Load from a Hub id or a local folder (``subfolder``, ``revision`` as usual).
 
         Safetensors only unless ``allow_pickle=True``. With ``strict=True`` (default) a checkpoint whose tensors
@@ -58,19 +84,16 @@ class PyraTokPreTrainedModel(PreTrainedModel):
             kwargs["use_safetensors"] = True
         want_info = kwargs.pop("output_loading_info", False)
         # The gate: path, config.json and safetensors headers, before transformers sees anything.
-        checked = check_checkpoint_folder(pretrained_model_name_or_path, kwargs.get("subfolder") or None, allow_pickle=allow_pickle)
+        checked = check_checkpoint_folder(pretrained_model_name_or_path, kwargs.get("subfolder") or None, allow_pickle=allow_pickle, variant=kwargs.get("variant"))
         source = checked.folder if checked is not None else pretrained_model_name_or_path
         dtype = kwargs.get("dtype") or kwargs.get("torch_dtype")
         if checked is not None and checked.layout == "diffusers":
-            # A folder written by diffusers' ModelMixin (diffusion_pytorch_model.safetensors): same keys, other file name.
-            from .autoencoder_pyratok import AutoencoderPyraTok
+            # A folder written by AutoencoderPyraTok / diffusers (diffusion_pytorch_model.safetensors): the same
+            # keys under another file name, read straight into an empty model of this class.
+            from .loading import load_into_empty_model
 
-            source_model = AutoencoderPyraTok._from_diffusers_layout(checked.folder, checked=checked)
-            model = cls(source_model.pyratok_config)
-            model.load_state_dict(source_model.state_dict())
-            if isinstance(dtype, torch.dtype):
-                model._cast_keeping_fp32_modules(dtype)
-            model = model.eval()
+            placement = {k: kwargs.get(k) for k in ("device_map", "max_memory", "offload_folder")}
+            model = load_into_empty_model(cls, checked, dtype=dtype, strict=strict, **placement)
             info = {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": [], "error_msgs": []}
             return (model, info) if want_info else model
         # Let transformers load past shape mismatches and list them: they are turned into a CheckpointError
@@ -177,7 +200,7 @@ class PyraTokModel(PyraTokCore, PyraTokPreTrainedModel):
     @torch.no_grad()
     def get_text_features(
         self, text=None, text_embeds=None, text_attention_mask=None, normalize: bool = True,
-        output_hidden_states: bool = False, return_dict: bool = True,
+        output_hidden_states: bool | None = None, return_dict: bool | None = None,
     ) -> BaseModelOutputWithPooling | tuple:
         """Text in the shared video-text space, with transformers' feature-API contract (as ``CLIPModel``).
 
@@ -191,16 +214,16 @@ class PyraTokModel(PyraTokCore, PyraTokPreTrainedModel):
         feats = self.text_projection(pooled)
         feats = nn.functional.normalize(feats, dim=-1) if normalize else feats
         hidden = None
-        if output_hidden_states:
+        if self.config.output_hidden_states if output_hidden_states is None else output_hidden_states:
             raw = text_embeds if text_embeds is not None else self.get_text_encoder()(validate_prompts(text), device=self._device()).states
             hidden = (raw, states)
         out = BaseModelOutputWithPooling(last_hidden_state=states, pooler_output=feats, hidden_states=hidden)
-        return out if return_dict else out.to_tuple()
+        return out if (self.config.return_dict if return_dict is None else return_dict) else out.to_tuple()
 
     @torch.no_grad()
     def get_video_features(
         self, pixel_values=None, token_ids=None, pooling: str = "clip", level: int | None = None, normalize: bool = True,
-        text=None, output_hidden_states: bool = False, return_dict: bool = True,
+        text=None, output_hidden_states: bool | None = None, return_dict: bool | None = None, pixel_values_videos=None,
     ) -> BaseModelOutputWithPooling | tuple:
         """Video in the shared space, from pixels or token ids, with transformers' feature-API contract.
 
@@ -208,7 +231,10 @@ class PyraTokModel(PyraTokCore, PyraTokPreTrainedModel):
         ``[B, t, h, w, D]``; ``level`` picks one level (0 = coarsest), ``None`` averages the levels' clip
         embeddings (clip pooling only). ``last_hidden_state``: the token embeddings ``[B, t*h*w, D]`` of that level
         (the finest when ``level`` is None); ``hidden_states`` (``output_hidden_states``): every level's, coarse to fine.
+        ``pixel_values_videos`` is accepted for ``pixel_values`` (the name transformers' video models use).
         """
+        if pixel_values is None:
+            pixel_values = pixel_values_videos
         if pooling not in ("clip", "frame", "token"):
             raise InvalidInputError(f"pooling must be 'clip', 'frame' or 'token', got {pooling!r}.")
         if level is None and pooling != "clip":
@@ -231,9 +257,10 @@ class PyraTokModel(PyraTokCore, PyraTokPreTrainedModel):
         out = BaseModelOutputWithPooling(
             last_hidden_state=chosen.flatten(1, 3),
             pooler_output=feats,
-            hidden_states=tuple(tok.flatten(1, 3) for tok in per_level) if output_hidden_states else None,
+            hidden_states=tuple(tok.flatten(1, 3) for tok in per_level)
+            if (self.config.output_hidden_states if output_hidden_states is None else output_hidden_states) else None,
         )
-        return out if return_dict else out.to_tuple()
+        return out if (self.config.return_dict if return_dict is None else return_dict) else out.to_tuple()
 
 
 def register_auto_classes() -> None:

@@ -38,6 +38,7 @@ from typing import Iterable, Iterator
 import torch
 import torch.nn.functional as F
 
+from .backbone import CausalDecoder, CausalEncoder
 from .errors import ConfigError, InvalidInputError
 from .lapq import _resize_time
 
@@ -216,15 +217,6 @@ def _wan_modules():
     return wan
 
 
-def _conv_count(vae, part: str) -> int:
-    """Length of the feature cache diffusers keeps for ``part`` ('encoder' / 'decoder')."""
-    counts = getattr(vae, "_cached_conv_counts", None)
-    if counts and part in counts:
-        return counts[part]
-    wan = _wan_modules()
-    return sum(isinstance(m, wan.WanCausalConv3d) for m in getattr(vae, part).modules())
-
-
 def _frame_source(video) -> Iterator[torch.Tensor]:
     """Yield ``[B, 3, t, H, W]`` pieces from a tensor ``[B, 3, T, H, W]`` / ``[B, 3, H, W]`` or an iterable of
     frames (``[3, H, W]``, ``[B, 3, H, W]``) or frame chunks (``[B, 3, t, H, W]``)."""
@@ -348,52 +340,20 @@ def _pool_time(feature: torch.Tensor, latent_frames: int, first: bool) -> torch.
 
 
 class _CausalEncoder:
-    """Wan's encoder run one latent frame at a time with a persistent feature cache (one per spatial tile)."""
+    """The backbone's :class:`~pyratok_hf.backbone.CausalEncoder` (one per spatial tile), with each chunk's stage
+    features pooled onto its latent frames and the posterior mode taken."""
 
     def __init__(self, model):
-        self.model = model
+        self.encoder = CausalEncoder(model.backbone, model.pyratok_config.lateral_stages)
         self.vae = model.backbone.vae
-        self.stages = sorted(set(model.pyratok_config.lateral_stages))
-        self.temporal = model.pyratok_config.temporal_compression
-        self.cache = [None] * _conv_count(self.vae, "encoder")
-        self.started = False
 
     def __call__(self, frames: torch.Tensor, origin=None):
         """Pixels of whole latent frames -> (raw posterior mode ``z``, stage features pooled to latent frames)."""
-        vae = self.vae
-        first = not self.started
-        if vae.config.patch_size is not None:
-            frames = _wan_modules().patchify(frames, patch_size=vae.config.patch_size)
-        groups = []
-        start = 0
-        if first:
-            groups.append(frames[:, :, :1])
-            start = 1
-        groups += [frames[:, :, i : i + self.temporal] for i in range(start, frames.shape[2], self.temporal)]
-        with self.model.backbone._collect_stages(self.stages) as collected:
-            outs = [vae.encoder(g, feat_cache=self.cache, feat_idx=[0]) for g in groups]
-        self.started = True
-        out = torch.cat(outs, dim=2) if len(outs) > 1 else outs[0]
-        z = vae.quant_conv(out)[:, : vae.config.z_dim]
-        features = {s: _pool_time(torch.cat(chunks, dim=2), len(groups), first) for s, chunks in collected.items()}
+        first = not self.encoder.started
+        out, collected = self.encoder(frames)
+        z = self.vae.quant_conv(out)[:, : self.vae.config.z_dim]
+        features = {s: _pool_time(torch.cat(chunks, dim=2), len(chunks), first) for s, chunks in collected.items()}
         return z, features
-
-
-class _CausalDecoder:
-    """Wan's decoder run one latent frame at a time with a persistent feature cache."""
-
-    def __init__(self, vae):
-        self.vae = vae
-        self.cache = [None] * _conv_count(vae, "decoder")
-        self.started = False
-
-    def __call__(self, z: torch.Tensor) -> torch.Tensor:
-        x = self.vae.post_quant_conv(z)
-        outs = []
-        for i in range(x.shape[2]):
-            outs.append(self.vae.decoder(x[:, :, i : i + 1], feat_cache=self.cache, feat_idx=[0], first_chunk=not self.started))
-            self.started = True
-        return torch.cat(outs, dim=2) if len(outs) > 1 else outs[0]
 
 
 class _TiledCausalDecoder:
@@ -411,7 +371,7 @@ class _TiledCausalDecoder:
         if self.vae.config.patch_size is not None:
             raise ConfigError("streamed tiled decoding of patchified (Wan 2.2) backbones is not supported; disable tiling.")
         self.latent_hw = latent_hw
-        self.decoders: dict[tuple[int, int], _CausalDecoder] = {}
+        self.decoders: dict[tuple[int, int], CausalDecoder] = {}
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
         height, width = self.latent_hw
@@ -420,7 +380,7 @@ class _TiledCausalDecoder:
         for i in range(0, height, self.stride_h):
             row = []
             for j in range(0, width, self.stride_w):
-                decoder = self.decoders.setdefault((i, j), _CausalDecoder(self.vae))
+                decoder = self.decoders.setdefault((i, j), CausalDecoder(self.model.backbone))
                 row.append(decoder(z[:, :, :, i : i + self.tile_h, j : j + self.tile_w]))
             rows.append(row)
         result_rows = []
@@ -598,7 +558,7 @@ def decode_streaming(
             z = model._denormalize(latents)
             if decoder is None:
                 tiled = model._needs_tiling(z.shape[-2] * fs, z.shape[-1] * fs)
-                decoder = _TiledCausalDecoder(model, tuple(z.shape[-2:])) if tiled else _CausalDecoder(model.backbone.vae)
+                decoder = _TiledCausalDecoder(model, tuple(z.shape[-2:])) if tiled else CausalDecoder(model.backbone)
             out = decoder(z)
             patch = model.backbone.vae.config.patch_size
             if patch is not None:

@@ -17,6 +17,8 @@ import math
 
 import torch
 
+from .backbone import CausalDecoder
+
 
 def _ramp(length: int, overlap_before: int, overlap_after: int, device, dtype) -> torch.Tensor:
     """1-D blending weights: rising over the leading overlap, falling over the trailing one, 1 elsewhere."""
@@ -129,7 +131,7 @@ def tiled_decode(model, z: torch.Tensor) -> torch.Tensor:
     out = None
     previous_row = None
     for row_index, i in enumerate(range(0, height, stride_h)):
-        row = [_decode_tile(vae, z[:, :, :, i : i + tile_h, j : j + tile_w]) for j in range(0, width, stride_w)]
+        row = [CausalDecoder(model.backbone)(z[:, :, :, i : i + tile_h, j : j + tile_w]) for j in range(0, width, stride_w)]  # fresh cache per tile
         if out is None:
             out = row[0].new_empty(*row[0].shape[:3], height * fs, width * fs)
         for col_index, tile in enumerate(row):
@@ -143,17 +145,6 @@ def tiled_decode(model, z: torch.Tensor) -> torch.Tensor:
             out[:, :, :, top : top + crop.shape[-2], left : left + crop.shape[-1]] = crop
         previous_row = row
     return out.clamp_(-1.0, 1.0)
-
-
-def _decode_tile(vae, z_tile: torch.Tensor) -> torch.Tensor:
-    """One tile through Wan's causal decoder, frame by frame with a fresh feature cache (as diffusers does)."""
-    counts = getattr(vae, "_cached_conv_counts", None) or {}
-    cache = [None] * counts.get("decoder", sum(1 for m in vae.decoder.modules() if type(m).__name__ == "WanCausalConv3d"))
-    frames = []
-    for k in range(z_tile.shape[2]):
-        tile = vae.post_quant_conv(z_tile[:, :, k : k + 1])
-        frames.append(vae.decoder(tile, feat_cache=cache, feat_idx=[0], first_chunk=(k == 0)))
-    return torch.cat(frames, dim=2)
 
 
 def _diffusers_tiled_decode(model, z: torch.Tensor) -> torch.Tensor:
