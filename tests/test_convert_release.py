@@ -21,7 +21,7 @@ from conftest import random_video
 from diffusers import AutoencoderKLWan
 from safetensors.torch import save_file
 
-from pyratok_hf import AutoencoderPyraTok, PyraTokModel
+from pyratok_hf import AutoencoderPyraTok, PyraTokConfig, PyraTokModel
 from pyratok_hf.convert_release import (
     REPORT_NAME,
     check_quantizer_matches_release,
@@ -334,3 +334,23 @@ def test_command_line_entry_points(release_dir, tmp_path, capsys, monkeypatch):
     assert "--overwrite" in capsys.readouterr().err
     assert cli.main(["convert-release", release_dir, str(out), "--overwrite"]) == 0
     assert sorted(os.listdir(tmp_path)) == ["cli-out"]
+
+
+def test_release_numerics_normalise_in_the_backbone_dtype():
+    """norm_upcast=False (the release preset): Wan's RMS norms skip diffusers' float32 upcast, as the release does."""
+    from pyratok_hf.backbone import set_norm_upcast
+
+    config = PyraTokConfig.from_preset("release", backbone_config={**WAN_CONFIG})
+    assert config.norm_upcast is False
+    model = PyraTokModel(config)
+    norm = next(m for m in model.backbone.vae.modules() if type(m).__name__ == "WanRMS_norm").to(torch.bfloat16)
+    x = torch.randn(1, norm.gamma.shape[0], 2, 4, 4, generator=torch.Generator().manual_seed(0)).to(torch.bfloat16)
+    release = torch.nn.functional.normalize(x, dim=1) * norm.scale * norm.gamma + norm.bias
+    assert torch.equal(norm(x), release)
+    set_norm_upcast(model.backbone.vae, True)  # diffusers' numerics: normalise in float32, then round
+    upcast = torch.nn.functional.normalize(x.float(), dim=1).to(torch.bfloat16) * norm.scale * norm.gamma + norm.bias
+    assert torch.equal(norm(x), upcast)
+    x32 = x.float()
+    norm32 = norm.float()
+    set_norm_upcast(model.backbone.vae, False)
+    assert torch.equal(norm32(x32), torch.nn.functional.normalize(x32, dim=1) * norm32.scale * norm32.gamma + norm32.bias)

@@ -105,6 +105,26 @@ def _single_frame_conv_forward(conv: WanCausalConv3d, x: torch.Tensor, cache_x: 
     return WanCausalConv3d.forward(conv, x, cache_x)
 
 
+def _rms_norm_in_input_dtype(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``WanRMS_norm.forward`` without diffusers' float32 upcast: normalise in ``x``'s own dtype, as the authors'
+    release code does (their bf16 token ids are reproduced only with these numerics)."""
+    return F.normalize(x, dim=1 if norm.channel_first else -1) * norm.scale * norm.gamma + norm.bias
+
+
+def set_norm_upcast(vae: nn.Module, upcast: bool = True) -> int:
+    """``upcast=True``: diffusers' Wan RMS norms (float32 normalisation under fp16 / bf16); ``False``: the release's
+    (normalise in the activations' dtype). Identical in float32. Returns how many norms were set."""
+    count = 0
+    for module in vae.modules():
+        if type(module).__name__ == "WanRMS_norm":
+            if upcast:
+                module.__dict__.pop("forward", None)
+            else:
+                module.forward = functools.partial(_rms_norm_in_input_dtype, module)
+            count += 1
+    return count
+
+
 def set_single_frame_fast_path(vae: nn.Module, enabled: bool = True) -> int:
     """Turn the single-frame fast path of every causal conv in ``vae`` on or off; returns how many convs.
 

@@ -72,7 +72,7 @@ _NON_NEGATIVE_FIELDS = (
     "token_text_weight", "codebook_text_weight", "contrastive_weight", "input_value_tolerance",
 )  # fmt: skip
 _POSITIVE_FIELDS = ("entropy_inv_temperature", "contrastive_temperature", "drift_temperature")
-_BOOL_FIELDS = ("normalize_latents", "detach_residual", "use_text_conditioning", "auto_tiling")
+_BOOL_FIELDS = ("normalize_latents", "detach_residual", "use_text_conditioning", "auto_tiling", "norm_upcast")
 _OPTIONAL_STR_FIELDS = ("backbone_pretrained", "backbone_subfolder", "text_encoder_name_or_path")
 
 
@@ -193,6 +193,10 @@ class PyraTokConfig(PretrainedConfig):
             bit k) or ``"msb"`` (channel 0 is the most significant bit, the authors' release, so their token files
             and priors read our ids unchanged). ``None`` picks ``"msb"`` for ``layout="release"`` and ``"lsb"``
             otherwise.
+        norm_upcast (`bool`): Wan's RMS norms normalise in float32 when the backbone runs in fp16 / bf16 (diffusers,
+            the default). ``False`` normalises in the backbone's own dtype, as the authors' release code does: in
+            bf16 only these numerics reproduce the release's token ids (with diffusers' upcast 90-95 % of them agree).
+            No effect in float32. The ``release`` preset sets ``False``.
     """
 
     model_type = "pyratok"
@@ -249,6 +253,7 @@ class PyraTokConfig(PretrainedConfig):
         auto_tiling: bool = True,
         causal_window_frames: int | None = None,
         id_bit_order: str | None = None,
+        norm_upcast: bool = True,
         **kwargs,
     ):
         _check_structured_fields(backbone_config, num_levels, {
@@ -323,6 +328,7 @@ class PyraTokConfig(PretrainedConfig):
         self.auto_tiling = auto_tiling
         self.causal_window_frames = causal_window_frames
         self.id_bit_order = id_bit_order if id_bit_order is not None else ("msb" if layout == "release" else "lsb")
+        self.norm_upcast = norm_upcast
         super().__init__(**kwargs)
         self.validate()
 
@@ -492,5 +498,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "entropy_inv_temperature": 100.0,
         "commitment_weight": 0.5,
         "entropy_weight": 0.5,
+        "norm_upcast": False,
     },
 }

@@ -37,7 +37,7 @@ from .losses import (
     text_code_fit_loss,
     token_text_alignment_loss,
 )
-from .backbone import WanBackbone
+from .backbone import WanBackbone, set_norm_upcast
 from .errors import ConfigError, InvalidInputError, NonFiniteOutputError, ResourceLimitError
 from .lapq import LaPQ, level_grid, resize_causal
 from .quantizer import as_int64_ids, check_ids_in_range, ids_to_codes
@@ -173,6 +173,8 @@ class PyraTokCore:
                 "diffusers' AutoencoderKLWan (e.g. attn_scales: list of numbers, temperal_downsample: list of booleans)."
             ) from err
         self.backbone.requires_grad_(False)  # frozen by default; LoRA adapters add trainable weights
+        if not config.norm_upcast:
+            set_norm_upcast(self.backbone.vae, False)  # the authors' release numerics (config.norm_upcast)
         self.lapq = LaPQ(config, self.backbone.stage_channels()).float()  # float32 whatever torch's default dtype
         K = config.codebook_bits
         if config.use_text_conditioning or config.token_text_weight or config.contrastive_weight:
