@@ -15,7 +15,7 @@ export TOKENIZERS_PARALLELISM := false
 # One OpenMP thread per process: with several processes on 2 cores, spinning threads slow torch ~10x (measured).
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: demo test install install-test train-tiny bundle-tiny ablations clean-outputs
+.PHONY: demo test install install-test train-tiny bundle-tiny ablations clean-outputs upstream-tests
 
 $(VENV)/.installed: setup.cfg pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,18 @@ install-test: $(VENV)/.installed-test
 # grew past 24 GB once on a 24 GB machine and was OOM-killed).
 test: install-test
 	@status=0; for f in tests/test_*.py; do echo "== $$f"; $(PY) -m pytest -q -p no:cacheprovider "$$f" || status=1; done; exit $$status
+
+# Hugging Face's own common test mixins on our classes (docs/reliability.md, section 5). transformers' test files
+# come from its PyPI sdist (the version installed); diffusers' only exist in its git repository: pass a checkout.
+UPSTREAM_DIR := .cache/upstream
+upstream-tests: install-test
+	$(PIP) install "$(TORCH_PIN)" parameterized
+	@version=$$($(PY) -c 'import transformers; print(transformers.__version__)'); \
+	  test -d $(UPSTREAM_DIR)/transformers-$$version/tests || { mkdir -p $(UPSTREAM_DIR) && \
+	  HF_HUB_OFFLINE=0 $(PIP) download --no-binary :all: --no-deps -d $(UPSTREAM_DIR) "transformers==$$version" && \
+	  tar -xzf $(UPSTREAM_DIR)/transformers-$$version.tar.gz -C $(UPSTREAM_DIR) transformers-$$version/tests/test_modeling_common.py transformers-$$version/tests/test_configuration_common.py; }; \
+	  PYRATOK_UPSTREAM_TRANSFORMERS=$(UPSTREAM_DIR)/transformers-$$version PYRATOK_UPSTREAM_DIFFUSERS=$(UPSTREAM_DIFFUSERS) \
+	  $(PY) -m pytest -q -p no:cacheprovider -W ignore::pytest.PytestUnknownMarkWarning -rs tests/upstream
 
 # Reproduce the bundled pyratok-tiny (and its ablations) on this CPU: see docs/training.md for the budget.
 train-tiny: install

@@ -64,7 +64,8 @@ video_hat = model.decode(token_ids=enc.token_ids, output_shape=enc.input_shape).
 A 16-channel tiny backbone trained for about an hour on one CPU core: reconstructions are recognisable but
 blurred and fine texture is lost. It was trained on 17-frame clips, so its config sets
 `causal_window_frames=17`: longer clips are coded as consecutive 17-frame causal windows (one extra intra
-latent frame per window, +11 % bits on a 33-frame clip) because one causal pass drifts past frame 17. x264 at
+latent frame per window: 10 latent frames instead of 9 on a 33-frame clip) because one causal pass drifts
+past frame 17. x264 at
 the same number of bits is far better. Use it to try the API, not to judge the method.
 """
 

@@ -518,6 +518,11 @@ class PyraTokCore:
 
     def encode(self, pixel_values, text=None, text_embeds=None, text_attention_mask=None, num_levels: int | None = None, return_dict: bool = True):
         """Tokenize videos ``[B, 3, T, H, W]`` (or images ``[B, 3, H, W]``) in [-1, 1]; any T, H, W."""
+        out, _ = self._encode(pixel_values, text, text_embeds, text_attention_mask, num_levels)
+        return out if return_dict else out.to_tuple()
+
+    def _encode(self, pixel_values, text, text_embeds, text_attention_mask, num_levels) -> tuple[PyraTokEncoderOutput, tuple | None]:
+        """The encode worker: the output and the projected text (``forward``'s losses need it)."""
         x, _ = self._check_pixels(pixel_values)
         input_shape = tuple(x.shape[2:])
         num_levels = self._check_num_levels(num_levels)
@@ -544,8 +549,7 @@ class PyraTokCore:
             continuous_latents=z,
             input_shape=input_shape,
         )
-        self.__dict__["_last_text_info"] = text_info
-        return out if return_dict else out.to_tuple()
+        return out, text_info
 
     def _check_num_levels(self, num_levels):
         L_ = self.pyratok_config.num_levels
@@ -751,8 +755,7 @@ class PyraTokCore:
     def _forward(self, pixel_values, text=None, text_embeds=None, text_attention_mask=None, return_loss=True, num_levels=None, return_dict=True, target_pixel_values=None):
         """``target_pixel_values``: what the reconstruction is compared with when the input is masked (training)."""
         x, image = self._check_pixels(pixel_values)
-        enc = self.encode(x, text=text, text_embeds=text_embeds, text_attention_mask=text_attention_mask, num_levels=num_levels)
-        text_info = self.__dict__.pop("_last_text_info", None)
+        enc, text_info = self._encode(x, text, text_embeds, text_attention_mask, num_levels)
         reconstruction = self.decode(latents=enc.latents, output_shape=enc.input_shape).sample
         if target_pixel_values is not None:
             x, _ = self._check_pixels(target_pixel_values)
