@@ -53,8 +53,8 @@ def build_vae(base_dim: int, decoder_base_dim: int | None):
 
 
 def reconstruct(vae, clip: torch.Tensor) -> torch.Tensor:
-    z = vae._encode(clip[None])[:, : vae.config.z_dim]
-    return vae._decode(z).sample[0]
+    z = vae._encode(clip[None].to(vae.device))[:, : vae.config.z_dim]
+    return vae._decode(z).sample[0].cpu()
 
 
 @torch.no_grad()
@@ -72,6 +72,7 @@ def main(argv=None) -> int:
     parser.add_argument("--minutes", type=float, default=120.0, help="wall-clock budget of this invocation")
     parser.add_argument("--max-steps", type=int, default=10**9)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (the run state is saved on the CPU, so runs move between devices)")
     parser.add_argument("--base-dim", type=int, default=16)
     parser.add_argument("--decoder-base-dim", type=int, default=None)
     parser.add_argument("--batch", type=int, default=16)
@@ -101,7 +102,7 @@ def main(argv=None) -> int:
     (out / "sources.json").write_text(json.dumps({"train": [vars(s) for s in stream.sources], "heldout": [n for n, _ in clips]}, indent=1))
 
     torch.manual_seed(args.seed)
-    vae = build_vae(args.base_dim, args.decoder_base_dim)
+    vae = build_vae(args.base_dim, args.decoder_base_dim).to(args.device)
     ema = copy.deepcopy(vae).requires_grad_(False)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
     step, cpu_before = 0, 0.0
@@ -147,6 +148,7 @@ def main(argv=None) -> int:
             x = stream.videos(step, args.video_batch, args.video_frames, args.crop)
         else:
             x = stream.images(step, args.batch, args.crop)
+        x = x.to(args.device, non_blocking=True)
         z = vae._encode(x)[:, : vae.config.z_dim]
         recon = vae._decode(z).sample
         diff = recon - x

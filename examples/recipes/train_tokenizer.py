@@ -43,7 +43,7 @@ def latent_statistics(vae, stream: RealPictureStream, batches: int = 8) -> tuple
     chunks = []
     for i in range(batches):
         x = stream.images(10_000_000 + i, 16, 64) if i % 2 == 0 else stream.videos(10_000_000 + i, 4, 9, 64)
-        z = vae._encode(x)[:, : vae.config.z_dim]
+        z = vae._encode(x.to(vae.device))[:, : vae.config.z_dim]
         chunks.append(z.transpose(0, 1).reshape(z.shape[1], -1))
     flat = torch.cat(chunks, dim=1)
     return [round(float(v), 5) for v in flat.mean(1)], [round(float(v), 5) for v in flat.std(1).clamp_min(1e-4)]
@@ -56,9 +56,9 @@ def evaluate(model, clips, continuous: bool = False) -> dict:
     vae = model.backbone.vae
     for name, clip in clips:
         if continuous:
-            backbone[name] = psnr(vae._decode(vae._encode(clip[None])[:, : vae.config.z_dim]).sample[0], clip)
+            backbone[name] = psnr(vae._decode(vae._encode(clip[None].to(vae.device))[:, : vae.config.z_dim]).sample[0].cpu(), clip)
         enc = model.encode(clip[None])
-        recon = model.decode(token_ids=enc.token_ids, output_shape=enc.input_shape).sample[0]
+        recon = model.decode(token_ids=enc.token_ids, output_shape=enc.input_shape).sample[0].cpu()
         scores[name] = psnr(recon, clip)
         bits = sum(ids.numel() for ids in enc.token_ids) * model.config.codebook_bits
         bpp = bits / (clip.shape[1] * clip.shape[2] * clip.shape[3])
@@ -85,6 +85,7 @@ def main(argv=None) -> int:
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--max-steps", type=int, default=10**9)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, ... (the run state is saved on the CPU, so runs move between devices)")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--crop", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -124,7 +125,7 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     config = PyraTokConfig.from_preset(args.preset, **overrides)
-    model = PyraTokModel.from_backbone(config, args.backbone, subfolder="vae")
+    model = PyraTokModel.from_backbone(config, args.backbone, subfolder="vae").to(args.device)
     mean, std = latent_statistics(model.backbone.vae, stream)
     model.config.latents_mean, model.config.latents_std = mean, std
     model.backbone.requires_grad_(False)
@@ -200,6 +201,7 @@ def main(argv=None) -> int:
             x = stream.videos(step, args.video_batch, args.video_frames, args.crop)
         else:
             x = stream.images(step, args.batch, args.crop)  # [B, 3, 1, H, W]
+        x = x.to(args.device, non_blocking=True)
         # One encoder pass feeds both decodes: tokens -> video (the tokenizer) and, every few steps, the
         # continuous latent -> video (so the saved backbone stays a good continuous VAE).
         enc = model.encode(x)
