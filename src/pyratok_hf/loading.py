@@ -153,6 +153,13 @@ def check_config_dict(data: dict, source: str):
         raise ConfigError(
             f"{source} describes a {model_type!r} model, not PyraTok (model_type 'pyratok'); load it with its own class."
         )
+    for key in ("dtype", "torch_dtype"):  # transformers reads these before building anything
+        value = data.get(key)
+        if value is not None and value not in ("float32", "float16", "bfloat16", "float64", "auto"):
+            raise ConfigError(
+                f"{source}: {key} must be a dtype name such as \"float32\" or \"bfloat16\" (or absent), got {value!r}. "
+                "Fix config.json, or re-save the model with save_pretrained."
+            )
     fields = {k: v for k, v in data.items() if not k.startswith("_")}
     try:
         return PyraTokConfig.from_dict(fields) if "model_type" in fields else PyraTokConfig(**{k: v for k, v in fields.items() if k != "model_type"})
