@@ -131,6 +131,8 @@ class LaPQLevel(GradientCheckpointingLayer):
     A transformers ``GradientCheckpointingLayer``: with checkpointing on (either model class's enable call) and in
     training, its forward is recomputed in backward with the function and ``use_reentrant`` it was given."""
 
+    uses_previous_codes = True
+
     def __init__(
         self,
         *,
@@ -143,20 +145,9 @@ class LaPQLevel(GradientCheckpointingLayer):
         num_heads: int,
         text_condition_scale: float,
         temporal_kernel: int = 1,
-        release: bool = False,
     ):
         super().__init__()
-        self.release = release
         self.text_condition_scale = text_condition_scale
-        if release:
-            # The authors' block: quantize the latent channels directly, optional text attention in code space.
-            self.fuse = None
-            width = latent_channels
-            self.text_to_code = nn.Sequential(nn.Linear(text_dim, width), nn.LayerNorm(width)) if text_dim else None
-            self.text_attention = TextCrossAttention(width, width, num_heads) if text_dim else None
-            self.to_bits = nn.Identity()
-            self.proj_out = nn.Identity()
-            return
         in_channels = latent_channels + lateral_channels + prev_code_bits
         self.fuse = nn.Sequential(
             _CausalPad(temporal_kernel - 1),
@@ -166,10 +157,19 @@ class LaPQLevel(GradientCheckpointingLayer):
             _CausalPad(temporal_kernel - 1),
             _conv(hidden_dim, hidden_dim, temporal_kernel),
         )
-        self.text_to_code = None
         self.text_attention = TextCrossAttention(hidden_dim, text_dim, num_heads) if text_dim else None
         self.to_bits = nn.Sequential(nn.LayerNorm(hidden_dim), nn.Linear(hidden_dim, codebook_bits))
         self.proj_out = nn.Conv3d(codebook_bits, latent_channels, 1)
+
+    def _tokens(self, residual, lateral, prev_codes) -> torch.Tensor:
+        parts = [residual] + [p for p in (lateral, prev_codes) if p is not None]
+        return self.fuse(torch.cat(parts, dim=1))
+
+    def _text_keys(self, text: torch.Tensor) -> torch.Tensor:
+        return text
+
+    def _to_bits(self, seq: torch.Tensor) -> torch.Tensor:
+        return self.to_bits(seq)
 
     def forward(
         self,
@@ -180,19 +180,14 @@ class LaPQLevel(GradientCheckpointingLayer):
         text_mask: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs already on this level's grid (``[B, C, t, h, w]``); returns ``(logits, codes)`` channel-last."""
-        if self.fuse is None:
-            tokens = residual
-        else:
-            parts = [residual] + [p for p in (lateral, prev_codes) if p is not None]
-            tokens = self.fuse(torch.cat(parts, dim=1))
+        tokens = self._tokens(residual, lateral, prev_codes)
         b, c, t, h, w = tokens.shape
         seq = tokens.flatten(2).transpose(1, 2)  # [B, t*h*w, C]
         if text is not None and self.text_attention is not None and self.text_condition_scale != 0:
-            keys = text if self.text_to_code is None else self.text_to_code(text)
-            seq = seq + self.text_condition_scale * self.text_attention(seq, keys, text_mask)
+            seq = seq + self.text_condition_scale * self.text_attention(seq, self._text_keys(text), text_mask)
         # Quantize in float32 whatever the autocast dtype: signs of tiny bf16 values flip.
         with torch.autocast(device_type=seq.device.type, enabled=False):
-            logits = self.to_bits(seq.float()) if not isinstance(self.to_bits, nn.Identity) else seq.float()
+            logits = self._to_bits(seq.float())
             codes = binary_quantize(logits)
         return logits.reshape(b, t, h, w, -1), codes.reshape(b, t, h, w, -1)
 
@@ -201,12 +196,33 @@ class LaPQLevel(GradientCheckpointingLayer):
         # contiguous() fixes the memory layout, so the encode path (a view of the straight-through codes) and
         # the decode-from-ids path run the same conv kernel and agree bit for bit.
         grid = codes.movedim(-1, 1).contiguous()
-        return self.proj_out(grid.to(self._param_dtype(grid)))
+        return self.proj_out(grid.to(self.proj_out.weight.dtype))
 
-    def _param_dtype(self, fallback: torch.Tensor) -> torch.dtype:
-        for p in self.proj_out.parameters():
-            return p.dtype
-        return fallback.dtype
+
+class ReleaseLevel(LaPQLevel):
+    """The authors' released quantizer stage (``layout="release"``): sign-quantize the latent channels directly
+    (no fusion, no projections), with an optional text attention in code space."""
+
+    uses_previous_codes = False
+
+    def __init__(self, *, latent_channels: int, text_dim: int | None, num_heads: int, text_condition_scale: float):
+        GradientCheckpointingLayer.__init__(self)
+        self.text_condition_scale = text_condition_scale
+        width = latent_channels
+        self.text_to_code = nn.Sequential(nn.Linear(text_dim, width), nn.LayerNorm(width)) if text_dim else None
+        self.text_attention = TextCrossAttention(width, width, num_heads) if text_dim else None
+
+    def _tokens(self, residual, lateral, prev_codes) -> torch.Tensor:
+        return residual
+
+    def _text_keys(self, text: torch.Tensor) -> torch.Tensor:
+        return self.text_to_code(text)
+
+    def _to_bits(self, seq: torch.Tensor) -> torch.Tensor:
+        return seq
+
+    def codes_to_latent(self, codes: torch.Tensor) -> torch.Tensor:
+        return codes.movedim(-1, 1).contiguous()
 
 
 # ----------------------------------------------------------------------------- the pyramid
@@ -225,7 +241,14 @@ class LaPQ(nn.Module):
         for level in range(config.num_levels):
             lateral_channels = stage_channels[config.lateral_stages[level]] if config.lateral_stages else 0
             self.levels.append(
-                LaPQLevel(
+                ReleaseLevel(
+                    latent_channels=config.latent_channels,
+                    text_dim=text_dim,
+                    num_heads=config.num_attention_heads,
+                    text_condition_scale=config.text_condition_scale,
+                )
+                if release
+                else LaPQLevel(
                     latent_channels=config.latent_channels,
                     lateral_channels=lateral_channels,
                     prev_code_bits=config.codebook_bits if level > 0 else 0,
@@ -235,7 +258,6 @@ class LaPQ(nn.Module):
                     num_heads=config.num_attention_heads,
                     text_condition_scale=config.text_condition_scale,
                     temporal_kernel=temporal_kernel,
-                    release=release,
                 )
             )
 
@@ -276,7 +298,7 @@ class LaPQ(nn.Module):
         for l in range(num_levels or self.num_levels):
             level = self.levels[l]
             grid = grids[l]
-            prev = None if prev_codes is None or level.fuse is None else resize_causal(prev_codes.movedim(-1, 1), grid, "nearest")
+            prev = resize_causal(prev_codes.movedim(-1, 1), grid, "nearest") if prev_codes is not None and level.uses_previous_codes else None
             inputs = (resize_causal(residual, grid), laterals[l], prev, text, text_mask)
             logits, codes = level(*inputs)
             contribution = self._upsample(level.codes_to_latent(codes), latent_thw) * self.config.level_scales[l]
