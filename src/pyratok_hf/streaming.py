@@ -247,6 +247,19 @@ def _frame_source(video) -> Iterator[torch.Tensor]:
         yield piece
 
 
+def _uniform_pieces(video) -> Iterator[torch.Tensor]:
+    """:func:`_frame_source`, refusing a piece whose batch, channels or frame size differ from the first's."""
+    shape = None
+    for piece in _frame_source(video):
+        if shape is None:
+            shape = (piece.shape[0], piece.shape[1], *piece.shape[3:])
+        elif (piece.shape[0], piece.shape[1], *piece.shape[3:]) != shape:
+            raise InvalidInputError(
+                f"all frames of a stream must share batch, channels and size; got {tuple(piece.shape)} after {shape}."
+            )
+        yield piece
+
+
 def _pixel_chunks(video, chunk_latent_frames: int, temporal: int) -> Iterator[tuple[torch.Tensor, int, bool]]:
     """Regroup the input into chunks of whole latent frames: ``(frames, real frame count, is_first)``.
 
@@ -257,14 +270,9 @@ def _pixel_chunks(video, chunk_latent_frames: int, temporal: int) -> Iterator[tu
     pending: list[torch.Tensor] = []
     count = 0
     first = True
-    shape = None
-    for piece in _frame_source(video):
-        if shape is None:
-            shape = (piece.shape[0], piece.shape[1], *piece.shape[3:])
-        elif (piece.shape[0], piece.shape[1], *piece.shape[3:]) != shape:
-            raise InvalidInputError(
-                f"all frames of a stream must share batch, channels and size; got {tuple(piece.shape)} after {shape}."
-            )
+    seen = False
+    for piece in _uniform_pieces(video):
+        seen = True
         pending.append(piece)
         count += piece.shape[2]
         need = 1 + temporal * (chunk_latent_frames - 1) if first else temporal * chunk_latent_frames
@@ -282,7 +290,7 @@ def _pixel_chunks(video, chunk_latent_frames: int, temporal: int) -> Iterator[tu
         if pad:
             frames = torch.cat([frames, frames[:, :, -1:].expand(-1, -1, pad, -1, -1)], dim=2)
         yield frames, count, first
-    elif shape is None:
+    elif not seen:
         raise InvalidInputError("the video stream yielded no frames.")
 
 
@@ -294,14 +302,8 @@ def _windowed_pixel_chunks(video, chunk_latent_frames: int, config) -> Iterator[
         yield from _pixel_chunks(video, chunk_latent_frames, config.temporal_compression)
         return
     pending: list[torch.Tensor] = []
-    count, shape, seen = 0, None, False
-    for piece in _frame_source(video):
-        if shape is None:
-            shape = (piece.shape[0], piece.shape[1], *piece.shape[3:])
-        elif (piece.shape[0], piece.shape[1], *piece.shape[3:]) != shape:
-            raise InvalidInputError(
-                f"all frames of a stream must share batch, channels and size; got {tuple(piece.shape)} after {shape}."
-            )
+    count, seen = 0, False
+    for piece in _uniform_pieces(video):
         pending.append(piece)
         count += piece.shape[2]
         while count >= window:
