@@ -95,7 +95,8 @@ def measure(folder: Path, city_clip: str | None) -> dict:
 
     model = PyraTokModel.from_pretrained(folder).eval()
     vae = model.backbone.vae
-    clips = heldout_real_clips(load_city_shots(city_clip) if city_clip else None, num_frames=17)
+    shots = load_city_shots(city_clip) if city_clip else None  # decoded once for both clip lengths
+    clips = heldout_real_clips(shots, num_frames=17)
     tokens, backbone, bpp = {}, {}, None
     with torch.inference_mode():
         for name, clip in clips:
@@ -103,7 +104,7 @@ def measure(folder: Path, city_clip: str | None) -> dict:
             tokens[name] = psnr(model.decode(token_ids=enc.token_ids, output_shape=enc.input_shape).sample[0], clip)
             backbone[name] = psnr(vae._decode(vae._encode(clip[None])[:, : vae.config.z_dim]).sample[0], clip)
             bpp = sum(ids.numel() for ids in enc.token_ids) * model.config.codebook_bits / (clip.shape[1] * clip.shape[2] * clip.shape[3])
-        long_clips = heldout_real_clips(load_city_shots(city_clip) if city_clip else None, num_frames=33)
+        long_clips = heldout_real_clips(shots, num_frames=33)
         long_scores, bpp_33 = {}, None
         for name, clip in long_clips:  # the length users bring (the demo sample is 33 frames)
             enc = model.encode(clip[None])

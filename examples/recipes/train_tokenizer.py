@@ -126,8 +126,9 @@ def main(argv=None) -> int:
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     config = PyraTokConfig.from_preset(args.preset, **overrides)
     model = PyraTokModel.from_backbone(config, args.backbone, subfolder="vae").to(args.device)
-    mean, std = latent_statistics(model.backbone.vae, stream)
-    model.config.latents_mean, model.config.latents_std = mean, std
+    resuming = has_run_state(out) and not args.no_resume
+    if not resuming:  # a resumed run restores the statistics it was trained with
+        model.config.latents_mean, model.config.latents_std = latent_statistics(model.backbone.vae, stream)
     model.backbone.requires_grad_(False)
     decoder_params = []  # the backbone's own weights (decoder, and the encoder with --train-encoder): lower lr
     if not args.no_train_decoder:
@@ -149,7 +150,7 @@ def main(argv=None) -> int:
     trainable = [p for g in groups for p in g["params"]]
     ema = [p.detach().clone() for p in trainable]
     step, cpu_before = 0, 0.0
-    if has_run_state(out) and not args.no_resume:
+    if resuming:
         tensors, state = load_run_state(out, optimizer)
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         for e, saved in zip(ema, (tensors[f"ema.{i}"] for i in range(len(ema)))):

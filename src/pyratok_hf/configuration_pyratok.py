@@ -194,8 +194,8 @@ class PyraTokConfig(PretrainedConfig):
             and priors read our ids unchanged). ``None`` picks ``"msb"`` for ``layout="release"`` and ``"lsb"``
             otherwise.
         norm_upcast (`bool`): Wan's RMS norms normalise in float32 when the backbone runs in fp16 / bf16 (diffusers,
-            the default). ``False`` normalises in the backbone's own dtype, as the authors' release code does: in
-            bf16 only these numerics reproduce the release's token ids (with diffusers' upcast 90-95 % of them agree).
+            the default). ``False`` normalises in the backbone's own dtype, as the authors' release code does, so
+            bf16 runs compute what the release computes (an outside check found 90-95 % of ids equal with the upcast).
             No effect in float32. The ``release`` preset sets ``False``.
     """
 

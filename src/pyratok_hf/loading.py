@@ -431,8 +431,9 @@ def dispatch_to_device_map(model, device_map, *, max_memory=None, offload_folder
 
     if isinstance(device_map, str):
         device_map = infer_auto_device_map(model, max_memory=max_memory, no_split_module_classes=list(type(model)._no_split_modules or []))
-    if set(device_map.values()) <= {"cpu"} or len(set(device_map.values())) == 1 and "disk" not in device_map.values():
-        return model.to(next(iter(device_map.values())))
+    devices = set(device_map.values())
+    if len(devices) == 1 and "disk" not in devices:  # one device: no hooks needed
+        return model.to(devices.pop())
     if "disk" in device_map.values() and offload_folder is None:
         raise CheckpointError("this device_map offloads weights to disk: pass offload_folder=... (a folder with room for the weights).")
     disk = [name for name, device in device_map.items() if device == "disk"]
