@@ -139,6 +139,26 @@ def test_trainer_run_with_lora_saves_merged_model(tmp_path, corpus):
     assert out.reconstruction.shape == (1, 3, 5, 32, 32)
 
 
+def test_stage2_run_with_a_prior_trains_with_l_ar(tmp_path, corpus):
+    """`prior:` in a run file plugs the paper's L_AR in (it once crashed: the model was passed as the prior's mode)."""
+    from pyratok_hf import PyraTokConfig
+    from pyratok_hf.prior import PyraTokPriorConfig, PyraTokPriorModel
+    from pyratok_hf.training.trainer import train
+
+    tokenizer_config = PyraTokConfig.from_preset("pyratok-tiny", **TINY_MODEL["overrides"])
+    lm = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=4)
+    torch.manual_seed(0)
+    prior = PyraTokPriorModel(PyraTokPriorConfig.for_tokenizer(tokenizer_config, text_source="projected", lm_config=lm))
+    prior.save_pretrained(tmp_path / "prior")
+    before = {n: p.clone() for n, p in prior.named_parameters()}
+    run_file = write_run(tmp_path / "run.yaml", corpus, tmp_path / "out", prior=str(tmp_path / "prior"), loss_overrides={"ar_weight": 1.5})
+    summary = train(RunConfig.from_file(str(run_file)))
+    ar = [h["ar_loss"] for h in summary["log_history"] if "ar_loss" in h]
+    assert ar and all(v > 0 for v in ar), summary["log_history"]
+    reloaded = PyraTokPriorModel.from_pretrained(tmp_path / "prior")
+    assert all(torch.equal(p, before[n]) for n, p in reloaded.named_parameters())  # the prior stays frozen
+
+
 def test_backbone_task_trains_wan_vae_and_stores_latent_statistics(tmp_path, corpus):
     from diffusers import AutoencoderKLWan
 

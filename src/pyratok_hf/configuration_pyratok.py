@@ -67,7 +67,7 @@ MAX_LEVELS = 32
 # Field kinds checked by ``PyraTokConfig.validate`` (a wrong type must be a ConfigError, not a TypeError later).
 _POSITIVE_INT_FIELDS = ("level_hidden_dim", "text_hidden_size", "text_max_length", "text_embed_dim", "num_attention_heads", "projection_dim", "max_pixels_untiled")
 _NON_NEGATIVE_FIELDS = (
-    "recon_weight", "codebook_weight", "ar_weight", "drift_weight", "l1_weight", "ssim_weight", "perceptual_weight",
+    "recon_weight", "codebook_weight", "ar_weight", "drift_weight", "l1_weight", "ssim_weight", "perceptual_weight", "motion_weight",
     "commitment_weight", "entropy_weight", "sample_entropy_weight", "codebook_entropy_weight", "level_kl_weight",
     "token_text_weight", "codebook_text_weight", "contrastive_weight", "input_value_tolerance",
 )  # fmt: skip
@@ -170,10 +170,18 @@ class PyraTokConfig(PretrainedConfig):
         num_attention_heads (`int`): heads of each level's text cross-attention.
         text_condition_scale (`float`): residual scale of the text cross-attention output.
         projection_dim (`int`): width of the shared video-text space used for zero-shot tasks.
+        video_projection_hidden_dim (`int`, *optional*): ``None`` maps each token's ±1 code to the shared space
+            with one linear layer (then the clip feature is a linear function of the bit averages); an integer
+            uses a per-token MLP ``codebook_bits -> hidden -> hidden -> projection_dim`` (GELU), applied before
+            pooling so clip, frame and token features stay averages of the same per-token features. The
+            bundled pyratok-tiny uses 256 (docs/zero-shot.md: linear heads stay near chance).
         entropy_inv_temperature (`float`): per-bit probabilities are ``sigmoid(2 * inv_temperature * u)``.
         recon_weight, codebook_weight, ar_weight, drift_weight (`float`): the paper's top-level weights
             (2.5, 2.5, 1.5, 0.6).
         l1_weight, ssim_weight, perceptual_weight (`float`): terms of the reconstruction loss.
+        motion_weight (`float`): weight of an extra L1 over the moving pixels only (``losses.motion_weighted_l1``;
+            0 = off, the paper's loss). For data where small moving objects carry the meaning (the procedural
+            corpus, text-to-video): the T2V tokenizer is trained with 4.
         commitment_weight, entropy_weight, level_kl_weight, token_text_weight, codebook_text_weight,
         contrastive_weight (`float`): terms of the codebook loss (Eq. 2 plus a contrastive video-text term).
         sample_entropy_weight, codebook_entropy_weight (`float`): the two halves of the entropy term.
@@ -230,6 +238,7 @@ class PyraTokConfig(PretrainedConfig):
         num_attention_heads: int = 8,
         text_condition_scale: float = 1.0,
         projection_dim: int = 256,
+        video_projection_hidden_dim: int | None = None,
         entropy_inv_temperature: float = 10.0,
         recon_weight: float = 2.5,
         codebook_weight: float = 2.5,
@@ -238,6 +247,7 @@ class PyraTokConfig(PretrainedConfig):
         l1_weight: float = 1.0,
         ssim_weight: float = 1.0,
         perceptual_weight: float = 1.0,
+        motion_weight: float = 0.0,
         commitment_weight: float = 0.25,
         entropy_weight: float = 0.1,
         sample_entropy_weight: float = 1.0,
@@ -305,6 +315,7 @@ class PyraTokConfig(PretrainedConfig):
         self.num_attention_heads = num_attention_heads
         self.text_condition_scale = text_condition_scale
         self.projection_dim = projection_dim
+        self.video_projection_hidden_dim = video_projection_hidden_dim
         self.entropy_inv_temperature = entropy_inv_temperature
         self.recon_weight = recon_weight
         self.codebook_weight = codebook_weight
@@ -313,6 +324,7 @@ class PyraTokConfig(PretrainedConfig):
         self.l1_weight = l1_weight
         self.ssim_weight = ssim_weight
         self.perceptual_weight = perceptual_weight
+        self.motion_weight = motion_weight
         self.commitment_weight = commitment_weight
         self.entropy_weight = entropy_weight
         self.sample_entropy_weight = sample_entropy_weight
@@ -402,6 +414,10 @@ class PyraTokConfig(PretrainedConfig):
             )
         if self.text_proj_hidden_dim is not None and (not isinstance(self.text_proj_hidden_dim, int) or self.text_proj_hidden_dim < 1):
             raise ConfigError(f"text_proj_hidden_dim must be a positive integer or None, got {self.text_proj_hidden_dim!r}.")
+        if self.video_projection_hidden_dim is not None and (
+            not isinstance(self.video_projection_hidden_dim, int) or isinstance(self.video_projection_hidden_dim, bool) or self.video_projection_hidden_dim < 1
+        ):
+            raise ConfigError(f"video_projection_hidden_dim must be a positive integer or None, got {self.video_projection_hidden_dim!r}.")
         if self.upsample_mode not in ("nearest", "trilinear"):
             raise ConfigError(f"upsample_mode must be 'nearest' or 'trilinear', got {self.upsample_mode!r}.")
         if self.text_pooling not in ("mean", "cls"):

@@ -158,6 +158,20 @@ def check_finite_output(tensor: torch.Tensor, what: str, hint: str) -> None:
 
 
 # ----------------------------------------------------------------------------- the shared core
+def video_token_projection(code_bits: int, projection_dim: int, hidden_dim: int | None) -> nn.Module:
+    """Each token's ±1 code -> the shared video-text space (``config.video_projection_hidden_dim``).
+
+    Linear when ``hidden_dim`` is None (folders saved before the option keep their ``video_projection.weight``).
+    With a hidden width it is a per-token MLP: a linear head makes the clip feature a linear function of the
+    per-bit averages, which carried no retrievable meaning in our runs (docs/zero-shot.md).
+    """
+    if hidden_dim is None:
+        return nn.Linear(code_bits, projection_dim)
+    return nn.Sequential(
+        nn.Linear(code_bits, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, projection_dim)
+    )
+
+
 class PyraTokCore:
     """Mixin: build with :meth:`_build_pyratok(config)` from ``__init__`` of an ``nn.Module`` subclass."""
 
@@ -186,7 +200,7 @@ class PyraTokCore:
             self.text_proj = None
         # Alignment heads: the text's per-bit code (Eq. 2 KL terms) and the shared video-text space.
         self.text_to_code = nn.Linear(config.text_embed_dim, K)
-        self.video_projection = nn.Linear(K, config.projection_dim)
+        self.video_projection = video_token_projection(K, config.projection_dim, getattr(config, "video_projection_hidden_dim", None))
         self.text_projection = nn.Linear(config.text_embed_dim, config.projection_dim)
         self.level_embedding = nn.Parameter(torch.zeros(config.num_levels, config.projection_dim))
         self.__dict__["_text_encoder"] = None  # referenced, not a submodule: never saved with our weights
@@ -385,12 +399,13 @@ class PyraTokCore:
             pixel_values = pixel_values.to(device=device, dtype=dtype)
         return pixel_values, image
 
-    def _pad(self, x: torch.Tensor) -> torch.Tensor:
-        """Replicate-pad to T = 1 + 4k (per causal window) and H, W multiples of the spatial factor (cropped after decoding)."""
+    def _pad(self, x: torch.Tensor, frames: bool = True) -> torch.Tensor:
+        """Replicate-pad to T = 1 + 4k (per causal window; ``frames=False`` keeps T, as streaming chunks do) and
+        H, W to multiples of the spatial factor. The one padding helper: outputs are cropped back after decoding."""
         c = self.pyratok_config
         t, h, w = x.shape[2:]
         fs = c.spatial_compression
-        pad_t = c.padded_num_frames(t) - t  # 1 + 4k per causal window (config.causal_window_frames)
+        pad_t = c.padded_num_frames(t) - t if frames else 0  # 1 + 4k per causal window (config.causal_window_frames)
         pad_h, pad_w = (-h) % fs, (-w) % fs
         if pad_t:
             x = torch.cat([x, x[:, :, -1:].expand(-1, -1, pad_t, -1, -1)], dim=2)
@@ -686,14 +701,17 @@ class PyraTokCore:
         """Per-level video features in the shared space, from ±1 codes (``clip``: mean over tokens)."""
         out = []
         for l, codes in enumerate(level_codes):
-            tok = self.video_projection(codes.to(self.video_projection.weight.dtype)) + self.level_embedding[l]
+            tok = self.video_projection(codes.to(self.level_embedding.dtype)) + self.level_embedding[l]
             out.append(tok.mean(dim=(1, 2, 3)) if pooling == "clip" else tok)
         return out
 
     def compute_losses(self, pixel_values, enc: PyraTokEncoderOutput, reconstruction, text_info):
         c = self.pyratok_config
         terms: dict[str, torch.Tensor] = {}
-        rec = reconstruction_loss(reconstruction, pixel_values, c.l1_weight, c.ssim_weight, c.perceptual_weight, self.__dict__.get("perceptual_loss"))
+        rec = reconstruction_loss(
+            reconstruction, pixel_values, c.l1_weight, c.ssim_weight, c.perceptual_weight, self.__dict__.get("perceptual_loss"),
+            motion_weight=getattr(c, "motion_weight", 0.0),
+        )
         terms.update({f"recon/{k}": v for k, v in rec.items() if k != "total"})
         recon_loss = rec["total"]
 

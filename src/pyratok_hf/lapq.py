@@ -125,51 +125,33 @@ class TextCrossAttention(nn.Module):
         return out
 
 
-class LaPQLevel(GradientCheckpointingLayer):
-    """Q_l: fuse (residual, lateral, previous codes), attend to text, project to K bits, sign-quantize.
+class QuantizerLevel(GradientCheckpointingLayer):
+    """What every quantization level does: build tokens, attend to text, project to K bits, sign-quantize.
 
-    A transformers ``GradientCheckpointingLayer``: with checkpointing on (either model class's enable call) and in
+    Subclasses say how tokens are built (``_tokens``), what the text attention reads (``_text_keys``), how tokens
+    become bit logits (``_to_bits``) and how codes map back to latent channels (``codes_to_latent``). A
+    transformers ``GradientCheckpointingLayer``: with checkpointing on (either model class's enable call) and in
     training, its forward is recomputed in backward with the function and ``use_reentrant`` it was given."""
 
     uses_previous_codes = True
+    text_attention: nn.Module | None
 
-    def __init__(
-        self,
-        *,
-        latent_channels: int,
-        lateral_channels: int,
-        prev_code_bits: int,
-        hidden_dim: int,
-        codebook_bits: int,
-        text_dim: int | None,
-        num_heads: int,
-        text_condition_scale: float,
-        temporal_kernel: int = 1,
-    ):
+    def __init__(self, text_condition_scale: float):
         super().__init__()
         self.text_condition_scale = text_condition_scale
-        in_channels = latent_channels + lateral_channels + prev_code_bits
-        self.fuse = nn.Sequential(
-            _CausalPad(temporal_kernel - 1),
-            _conv(in_channels, hidden_dim, temporal_kernel),
-            ChannelLayerNorm(hidden_dim),
-            nn.SiLU(),
-            _CausalPad(temporal_kernel - 1),
-            _conv(hidden_dim, hidden_dim, temporal_kernel),
-        )
-        self.text_attention = TextCrossAttention(hidden_dim, text_dim, num_heads) if text_dim else None
-        self.to_bits = nn.Sequential(nn.LayerNorm(hidden_dim), nn.Linear(hidden_dim, codebook_bits))
-        self.proj_out = nn.Conv3d(codebook_bits, latent_channels, 1)
 
     def _tokens(self, residual, lateral, prev_codes) -> torch.Tensor:
-        parts = [residual] + [p for p in (lateral, prev_codes) if p is not None]
-        return self.fuse(torch.cat(parts, dim=1))
+        raise NotImplementedError
 
     def _text_keys(self, text: torch.Tensor) -> torch.Tensor:
         return text
 
     def _to_bits(self, seq: torch.Tensor) -> torch.Tensor:
-        return self.to_bits(seq)
+        raise NotImplementedError
+
+    def codes_to_latent(self, codes: torch.Tensor) -> torch.Tensor:
+        """Channel-last codes ``[B, t, h, w, K]`` -> latent-channel features on the same grid."""
+        raise NotImplementedError
 
     def forward(
         self,
@@ -191,23 +173,59 @@ class LaPQLevel(GradientCheckpointingLayer):
             codes = binary_quantize(logits)
         return logits.reshape(b, t, h, w, -1), codes.reshape(b, t, h, w, -1)
 
+
+class LaPQLevel(QuantizerLevel):
+    """Q_l: fuse (residual, lateral, previous codes), attend to text, project to K bits, sign-quantize."""
+
+    def __init__(
+        self,
+        *,
+        latent_channels: int,
+        lateral_channels: int,
+        prev_code_bits: int,
+        hidden_dim: int,
+        codebook_bits: int,
+        text_dim: int | None,
+        num_heads: int,
+        text_condition_scale: float,
+        temporal_kernel: int = 1,
+    ):
+        super().__init__(text_condition_scale)
+        in_channels = latent_channels + lateral_channels + prev_code_bits
+        self.fuse = nn.Sequential(
+            _CausalPad(temporal_kernel - 1),
+            _conv(in_channels, hidden_dim, temporal_kernel),
+            ChannelLayerNorm(hidden_dim),
+            nn.SiLU(),
+            _CausalPad(temporal_kernel - 1),
+            _conv(hidden_dim, hidden_dim, temporal_kernel),
+        )
+        self.text_attention = TextCrossAttention(hidden_dim, text_dim, num_heads) if text_dim else None
+        self.to_bits = nn.Sequential(nn.LayerNorm(hidden_dim), nn.Linear(hidden_dim, codebook_bits))
+        self.proj_out = nn.Conv3d(codebook_bits, latent_channels, 1)
+
+    def _tokens(self, residual, lateral, prev_codes) -> torch.Tensor:
+        parts = [residual] + [p for p in (lateral, prev_codes) if p is not None]
+        return self.fuse(torch.cat(parts, dim=1))
+
+    def _to_bits(self, seq: torch.Tensor) -> torch.Tensor:
+        return self.to_bits(seq)
+
     def codes_to_latent(self, codes: torch.Tensor) -> torch.Tensor:
-        """Channel-last codes ``[B, t, h, w, K]`` -> latent-channel features on the same grid."""
         # contiguous() fixes the memory layout, so the encode path (a view of the straight-through codes) and
         # the decode-from-ids path run the same conv kernel and agree bit for bit.
         grid = codes.movedim(-1, 1).contiguous()
         return self.proj_out(grid.to(self.proj_out.weight.dtype))
 
 
-class ReleaseLevel(LaPQLevel):
+class ReleaseLevel(QuantizerLevel):
     """The authors' released quantizer stage (``layout="release"``): sign-quantize the latent channels directly
     (no fusion, no projections), with an optional text attention in code space."""
 
     uses_previous_codes = False
 
     def __init__(self, *, latent_channels: int, text_dim: int | None, num_heads: int, text_condition_scale: float):
-        GradientCheckpointingLayer.__init__(self)
-        self.text_condition_scale = text_condition_scale
+        super().__init__(text_condition_scale)
         width = latent_channels
         self.text_to_code = nn.Sequential(nn.Linear(text_dim, width), nn.LayerNorm(width)) if text_dim else None
         self.text_attention = TextCrossAttention(width, width, num_heads) if text_dim else None

@@ -77,8 +77,12 @@ def check_video_file(path) -> Path:
     return resolved
 
 
-def load_clip(path) -> tuple[torch.Tensor, float]:
-    """Read at most ``MAX_SECONDS`` (and ``MAX_FRAMES``) and downscale to ``WORK_SIDE``; friendly errors."""
+def load_clip(path, zero_shot: bool = False) -> tuple[torch.Tensor, float]:
+    """Read at most ``MAX_SECONDS`` (and ``MAX_FRAMES``) and downscale to ``WORK_SIDE``; friendly errors.
+
+    ``zero_shot``: decode at the size every zero-shot entry point uses (``tasks.retrieval.MAX_FILE_SIDE``), so
+    the tabs answer as ``classify`` / the transformers pipeline / ``pyratok evaluate`` do on the same file.
+    """
     from .errors import PyraTokError
     from .video_io import probe_video, read_video
 
@@ -94,7 +98,11 @@ def load_clip(path) -> tuple[torch.Tensor, float]:
     frames_limit = max(1, min(MAX_FRAMES, int(MAX_SECONDS * fps)))
     scale = WORK_SIDE / max(height, width, 1)
     size = None
-    if scale < 1:
+    if zero_shot:
+        from .tasks.retrieval import file_read_size
+
+        size = file_read_size(resolved)
+    elif scale < 1:
         size = (max(8, int(round(height * scale / 8)) * 8), max(8, int(round(width * scale / 8)) * 8))
     try:
         clip = read_video(resolved, max_frames=frames_limit, size=size)
@@ -179,7 +187,7 @@ def _labels(text: str) -> list[str]:
 def zero_shot_classify(video, labels_text: str):
     from .tasks.retrieval import classify
 
-    frames, _ = load_clip(video)
+    frames, _ = load_clip(video, zero_shot=True)
     labels = _labels(labels_text)
     result = classify(tokenizer_model(), frames, labels)
     return {label: float(p) for label, p in zip(result.labels, result.probabilities[0].tolist())}
@@ -189,7 +197,7 @@ def zero_shot_classify(video, labels_text: str):
 def zero_shot_localize(video, query: str):
     from .tasks.localization import localize
 
-    frames, fps = load_clip(video)
+    frames, fps = load_clip(video, zero_shot=True)
     query = (query or "").strip()[:MAX_PROMPT_CHARS]
     if not query:
         raise UserInputError("Describe the action to find.")
@@ -203,7 +211,7 @@ def zero_shot_segment(video, query: str, use_crf: bool = False):
     from .errors import PyraTokError
     from .tasks.segmentation import segment
 
-    frames, _ = load_clip(video)
+    frames, _ = load_clip(video, zero_shot=True)
     try:
         result = segment(tokenizer_model(), frames, (query or "")[:MAX_PROMPT_CHARS], crf=bool(use_crf))
     except PyraTokError as err:

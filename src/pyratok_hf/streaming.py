@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import torch
-import torch.nn.functional as F
 
 from .backbone import CausalDecoder, CausalEncoder
 from .errors import ConfigError, InvalidInputError
@@ -317,17 +316,6 @@ def _windowed_pixel_chunks(video, chunk_latent_frames: int, config) -> Iterator[
         yield from _pixel_chunks(pending, chunk_latent_frames, config.temporal_compression)
 
 
-def _pad_spatial(model, x: torch.Tensor) -> torch.Tensor:
-    fs = model.pyratok_config.spatial_compression
-    h, w = x.shape[-2:]
-    pad_h, pad_w = (-h) % fs, (-w) % fs
-    if not (pad_h or pad_w):
-        return x
-    b, c, t = x.shape[:3]
-    flat = F.pad(x.reshape(b, c * t, h, w), (0, pad_w, 0, pad_h), mode="replicate")
-    return flat.reshape(b, c, t, h + pad_h, w + pad_w)
-
-
 def _pool_time(feature: torch.Tensor, latent_frames: int, first: bool) -> torch.Tensor:
     """Average a chunk's stage feature onto its latent frames exactly as the whole-clip path does.
 
@@ -441,7 +429,7 @@ def encode_streaming(
                 state["encoders"] = {}  # a new causal window (config.causal_window_frames): fresh caches
             x, _ = model._check_pixels(frames.to(device))
             frame_size = tuple(x.shape[-2:])
-            x = _pad_spatial(model, x)
+            x = model._pad(x, frames=False)
             if state is None:
                 text_info = model.encode_text(text, text_embeds, text_attention_mask, batch_size=x.shape[0])
                 state = {

@@ -5,6 +5,7 @@
     pyratok evaluate --task reconstruction|retrieval|localization|segmentation|generation \\
         --data DIR [--model PATH_OR_ID] [--output OUT_DIR] [--max-samples N]
     pyratok evaluate --task benchmark --data DIR [--model NAME=PATH ...]   # + baseline (b)
+    pyratok evaluate --task classification --video CLIP --labels "a city,a cat" [--model PATH]
 
 ``--data`` is a corpus folder (``train/`` and ``val/`` with ``metadata.jsonl``, as written by
 ``pyratok build-corpus``) or one split folder. ``--model`` is a saved PyraTok folder; for ``generation`` it is
@@ -27,7 +28,7 @@ from ..video_io import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
-TASKS = ("reconstruction", "retrieval", "localization", "segmentation", "generation", "benchmark")
+TASKS = ("reconstruction", "retrieval", "localization", "segmentation", "generation", "benchmark", "classification")
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +38,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
         help="saved PyraTok model folder (default: the bundled pyratok-tiny; generation: a text-to-video pipeline folder, "
         "default the bundled one; benchmark: NAME=PATH pairs)",
     )  # fmt: skip
-    parser.add_argument("--data", required=True, help="corpus folder with train/ and val/ (or one split folder)")
+    parser.add_argument("--data", default=None, help="corpus folder with train/ and val/ (or one split folder); every task but classification")
     parser.add_argument("--output", default=None, help="output folder (default: outputs/evaluate-TASK)")
     parser.add_argument("--max-samples", type=int, default=None, help="evaluate at most N clips (or prompts)")
     parser.add_argument("--split", default="val", help="split to evaluate on (default: val)")
@@ -60,6 +61,10 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--gen-height", type=int, default=64)
     group.add_argument("--gen-width", type=int, default=64)
     group.add_argument("--guidance-scale", type=float, default=3.0)
+    group = parser.add_argument_group("classification (one clip, as classify(), the pipeline and the Space tab)")
+    group.add_argument("--video", default=None, help="the clip to classify")
+    group.add_argument("--labels", default=None, help="candidate labels, comma separated")
+    group.add_argument("--template", default="a video of {}", help="prompt template with {} for the label")
     group = parser.add_argument_group("benchmark")
     group.add_argument("--no-baseline", action="store_true", help="benchmark: leave out baseline (b)")
 
@@ -98,6 +103,10 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     plot_dir = out_dir / "plots"
     progress = not args.no_progress
     common = {"split": args.split, "max_samples": args.max_samples, "progress": progress}
+    if args.task == "classification":
+        return _classify_clip(args, out_dir)
+    if not args.data:
+        raise InvalidInputError(f"--task {args.task} needs --data CORPUS (build one with `pyratok build-corpus OUT`).")
     if args.task == "benchmark":
         return B.run_zero_shot_benchmark(
             _benchmark_models(args.model or [f"pyratok-tiny={_default_model(args.task)}"]), args.data, out_dir, split=args.split, max_samples=args.max_samples,
@@ -136,6 +145,30 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def _classify_clip(args: argparse.Namespace, out_dir: Path) -> dict[str, Any]:
+    """Zero-shot classification of one clip through ``classify`` itself (the pipeline and the Space call it too)."""
+    from ..tasks.retrieval import classify
+    from . import benchmarks as B
+
+    if not args.video or not args.labels:
+        raise InvalidInputError('--task classification needs --video CLIP and --labels "label a,label b".')
+    labels = [label.strip() for label in args.labels.split(",") if label.strip()]
+    classified = classify(B.load_model(_single_model(args), args.device), args.video, labels, prompt_template=args.template)
+    ranking = [{"label": label, "probability": prob} for label, prob in classified.top(len(labels))[0]]
+    result = {
+        "task": "classification", "model": args.model[0] if args.model else _default_model(args.task), "data": str(args.video),
+        "split": None, "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "settings": {"template": args.template, "temperature": classified.temperature}, "ranking": ranking,
+        "metrics": {f"p({row['label']})": row["probability"] for row in ranking},
+        "plots": [],
+    }  # fmt: skip
+    plot = classified.plot(out_dir / "plots" / "classification.png")
+    result["plots"] = [str(Path(plot).relative_to(out_dir))]
+    atomic_write_json(result, out_dir / "classification_results.json")
+    atomic_write_text(markdown_report(result), out_dir / "classification_report.md")
+    return result
+
+
 def _number(value: Any) -> str:
     if isinstance(value, float):
         return f"{value + 0.0:.4g}"  # + 0.0 turns -0.0 into 0.0
@@ -159,6 +192,8 @@ _NOTES = {
     "segment of the procedural_long clips, queried by its label; mAP over tIoU 0.1:0.1:0.7 with the action as class.",
     "segmentation": "Each object of the short procedural clips is queried as 'the COLOUR SHAPE'; masks come from the finest level's token "
     "similarities; mIoU pools each query over its frames, J averages per-frame IoU (DAVIS convention).",
+    "classification": "classify(): each label in the template, cosine of the clip-pooled video feature with the text feature, softmax at "
+    "the model's contrastive temperature; the transformers pipeline and the Space tab give the same ranking for the same file.",
     "generation": "A weight-free checker compares the stated colour and motion direction with the generated pixels; 'shuffled' pairs "
     "each video with another prompt (chance level) and 'real clips' runs the checker on the corpus clips (its ceiling).",
 }

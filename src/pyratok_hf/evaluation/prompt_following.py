@@ -36,6 +36,7 @@ __all__ = [
     "CaptionFacts",
     "PromptCheck",
     "analyse_video",
+    "colour_direction_prompts",
     "check_prompt",
     "parse_caption",
     "prompt_following_report",
@@ -211,6 +212,21 @@ def check_prompt(video: Any, caption: str, palette: Mapping[str, Sequence[int]] 
         direction_match=None if facts.direction is None else detected_direction == facts.direction,
         velocity=velocity,
     )
+
+
+def colour_direction_prompts() -> list[str]:
+    """8 prompts in the corpus's vocabulary: every palette colour once, every direction twice.
+
+    "a large red circle moves right on a black background", ...; shapes and backgrounds rotate. The prompt set
+    of ``benchmarks/bench_t2v_prompt_following.py`` and of the prior recipe's training curve.
+    """
+    colours = ("red", "green", "blue", "yellow", "white", "orange", "purple", "cyan")
+    directions, shapes = ("right", "left", "up", "down"), ("circle", "square", "triangle")
+    backgrounds = ("black", "dark blue", "gray", "dark green")
+    return [
+        f"a large {colour} {shapes[i % 3]} moves {directions[i % 4]} on a {backgrounds[(i // 2) % 4]} background"
+        for i, colour in enumerate(colours)
+    ]
 
 
 def _derangement(count: int, seed: int) -> list[int]:

@@ -95,12 +95,19 @@ def collate_cached(items):
 
 
 @torch.no_grad()
-def tokenize_batch(tokenizer_model, text_tokenizer, text_encoder, batch, prior_config: PyraTokPriorConfig, device):
-    """One collated batch -> (token ids per level, text states, text mask), all without gradients."""
+def tokenize_batch(tokenizer_model, text_tokenizer, text_encoder, batch, prior_config: PyraTokPriorConfig, device, projected: bool = False):
+    """One collated batch -> (token ids per level, text states, text mask), all without gradients.
+
+    ``projected``: the prior reads the tokenizer's projected text states (an L_AR prior), not the text model's."""
     pixels = batch["pixel_values"].to(device)
     captions = [str(t) if t is not None else "" for t in batch["text"]]
     conditioned = getattr(tokenizer_model.config, "use_text_conditioning", False)
     enc = tokenizer_model.encode(pixels, text=captions if conditioned else None)
+    if projected:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            states, mask, _ = tokenizer_model.encode_text([c or " " for c in captions])
+        return [ids for ids in enc.token_ids], states.float(), mask.bool()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # long captions are truncated, as at generation time
         states, mask = encode_prompts(text_tokenizer, text_encoder, captions, prior_config.text_max_length, prior_config.text_hidden_layer, device)
@@ -161,6 +168,8 @@ def train_prior(
     num_threads: int | None = None,
     seed: int = 0,
     progress: bool = True,
+    eval_fn=None,
+    eval_every: int = 0,
 ) -> PyraTokPriorModel:
     """Train a text-conditioned token prior on a frozen tokenizer's tokens (teacher forcing).
 
@@ -179,6 +188,9 @@ def train_prior(
             tokenizes every batch on the fly (slower, but sees fresh random clips / augmentations).
         log_every: steps between log lines (L_AR total and per level).
         save_every: also save every that many steps (``None``: only at the end).
+        eval_fn, eval_every: ``eval_fn(prior) -> dict`` is called (prior in eval mode, no gradients) every
+            ``eval_every`` steps and at the end; its dict joins that step's history record (e.g. prompt following
+            of decoded samples, so a run is tracked by what it generates, not only by L_AR).
         num_threads: ``torch.set_num_threads`` for the run (``None``: leave it). On a small shared CPU, 1 thread
             is often faster than 2: busy cores make OpenMP threads spin-wait on each other.
 
@@ -205,7 +217,9 @@ def train_prior(
             raise ConfigError("the prior config names no text encoder; pass text_encoder= and text_tokenizer=.")
         text_tokenizer, text_encoder = load_text_encoder(pc.text_encoder_name_or_path)
     text_encoder = text_encoder.to(device).eval().requires_grad_(False)
-    if text_encoder.config.hidden_size != pc.text_dim:
+    # An L_AR prior (PyraTokPriorConfig.for_tokenizer(..., text_source="projected")) reads the tokenizer's projected states.
+    projected = text_encoder.config.hidden_size != pc.text_dim and pc.text_dim == getattr(tokenizer_model.config, "text_embed_dim", None)
+    if text_encoder.config.hidden_size != pc.text_dim and not projected:
         raise ConfigError(f"the text encoder gives width {text_encoder.config.hidden_size} but the prior reads text_dim={pc.text_dim}.")
     prior = prior.to(device).train()
 
@@ -216,7 +230,7 @@ def train_prior(
         loader = _loader(data, tokenize_batch_size, num_workers, shuffle=False)
         for _ in range(max(1, cache_passes)):
             for batch in tqdm(loader, desc="tokenizing clips", disable=not progress):
-                cache.add(*tokenize_batch(tokenizer_model, text_tokenizer, text_encoder, batch, pc, device))
+                cache.add(*tokenize_batch(tokenizer_model, text_tokenizer, text_encoder, batch, pc, device, projected))
         if len(cache) == 0:
             raise InvalidInputError("the dataset yielded no clips; check its path, clip length and captions.")
         logger.info("cached the tokens of %d clips in %d grid shape(s)", len(cache), len(cache.buckets))
@@ -244,7 +258,7 @@ def train_prior(
         if cache is not None:
             ids, states, mask = cache.sample(batch_size, rng)
         else:
-            ids, states, mask = tokenize_batch(tokenizer_model, text_tokenizer, text_encoder, next(stream), pc, device)
+            ids, states, mask = tokenize_batch(tokenizer_model, text_tokenizer, text_encoder, next(stream), pc, device, projected)
         out = prior(token_ids=[x.to(device) for x in ids], text_states=states.to(device), text_mask=mask.to(device))
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
@@ -253,6 +267,12 @@ def train_prior(
         optimizer.step()
         scheduler.step()
         record = {"step": step + 1, "loss": float(out.loss.detach()), "level_losses": [float(x) for x in out.level_losses.detach()], "lr": scheduler.get_last_lr()[0]}
+        if eval_fn is not None and eval_every and ((step + 1) % eval_every == 0 or step + 1 == steps):
+            prior.eval()
+            with torch.no_grad():
+                record.update(eval_fn(prior) or {})
+            prior.train()
+            logger.info("step %d eval %s", step + 1, {k: v for k, v in record.items() if k not in ("level_losses",)})
         history.append(record)
         bar.set_postfix(loss=f"{record['loss']:.4f}", levels="/".join(f"{x:.3f}" for x in record["level_losses"]))
         if log_every and (step + 1) % log_every == 0:

@@ -24,7 +24,7 @@ from transformers import Pipeline
 
 from ..errors import InvalidInputError
 from .localization import PAPER_WINDOW, LocalizationResult, localize
-from .retrieval import RetrievalResult, as_video_tensor, check_texts, embed_texts, pooled, resolve_temperature, retrieve
+from .retrieval import RetrievalResult, as_video_tensor, check_texts, embed_texts, embed_videos, resolve_temperature, retrieve
 from .segmentation import SegmentationResult, segment
 
 __all__ = [
@@ -84,7 +84,8 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
         return {"pixel_values": frames.unsqueeze(0), "candidate_labels": labels, "prompts": [hypothesis_template.format(l) for l in labels]}
 
     def _forward(self, model_inputs):
-        video = pooled(self.model.get_video_features(pixel_values=model_inputs["pixel_values"], pooling="clip"))
+        # The same features as classify(): one answer for one clip whichever entry point is used.
+        video = embed_videos(self.model, model_inputs["pixel_values"])
         text = embed_texts(self.model, model_inputs["prompts"]).to(video.device)
         return {"candidate_labels": model_inputs["candidate_labels"], "similarities": (video @ text.T)[0]}
 

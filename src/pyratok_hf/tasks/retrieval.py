@@ -58,6 +58,24 @@ def model_device(model: Any) -> torch.device:
         return torch.device("cpu")
 
 
+#: Video files are decoded with their longer side at most this many pixels (multiples of 8), by every zero-shot
+#: entry point (these functions, the transformers pipeline, the Space, ``pyratok evaluate``), so one clip gives
+#: one answer everywhere. Tensors are used as given.
+MAX_FILE_SIDE = 256
+
+
+def file_read_size(path) -> tuple[int, int] | None:
+    """``(height, width)`` a video file is decoded at for zero-shot tasks, or None to keep its own size."""
+    from ..video_io import probe_video
+
+    info = probe_video(path)
+    height, width = int(getattr(info, "height", 0) or 0), int(getattr(info, "width", 0) or 0)
+    if max(height, width) <= MAX_FILE_SIDE or min(height, width) == 0:
+        return None
+    scale = MAX_FILE_SIDE / max(height, width)
+    return max(8, int(round(height * scale / 8)) * 8), max(8, int(round(width * scale / 8)) * 8)
+
+
 def as_video_tensor(video: VideoInput, *, max_frames: int | None = None) -> tuple[torch.Tensor, float | None]:
     """Normalise one video to ``([3, T, H, W] float in [-1, 1], fps or None)``.
 
@@ -66,7 +84,7 @@ def as_video_tensor(video: VideoInput, *, max_frames: int | None = None) -> tupl
     """
     fps = None
     if isinstance(video, (str, os.PathLike)):
-        clip = read_video(video, max_frames=max_frames)
+        clip = read_video(video, max_frames=max_frames, size=file_read_size(video))
         return clip.frames, clip.fps
     if isinstance(video, VideoClip):
         frames, fps = video.frames, video.fps

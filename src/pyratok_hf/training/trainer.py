@@ -84,7 +84,10 @@ class PyraTokTrainer(Trainer):
             outputs = model(pixel_values=pixel_values, **kwargs)
         loss = outputs["loss"]
         if model.training:
-            for name, value in (outputs.get("loss_terms") or {}).items():
+            terms = dict(outputs.get("loss_terms") or {})
+            # The paper's four top-level parts too (L_AR shows whether a prior is plugged in and working).
+            terms.update({k: outputs[k].detach() for k in ("recon_loss", "codebook_loss", "ar_loss", "drift_loss") if outputs.get(k) is not None})
+            for name, value in terms.items():
                 self._term_sums[name] += float(value)
             self._term_count += 1
         return (loss, outputs) if return_outputs else loss
@@ -195,8 +198,9 @@ def build_tokenizer_model(run: RunConfig):
     if run.prior:
         from ..prior import PriorARLoss, PyraTokPriorModel
 
-        prior = PyraTokPriorModel.from_pretrained(run.resolve(run.prior))
-        model.set_ar_loss_hook(PriorARLoss(prior, model))
+        # Frozen: L_AR's gradient reaches the tokenizer's codes through the prior, the prior itself does not move.
+        prior = PyraTokPriorModel.from_pretrained(run.resolve(run.prior)).eval().requires_grad_(False)
+        model.set_ar_loss_hook(PriorARLoss(prior))
     return model
 
 
