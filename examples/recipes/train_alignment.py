@@ -36,6 +36,8 @@ def main(argv=None) -> int:
     parser.add_argument("--variants", action="store_true", help="also train the linear head (ablation)")
     parser.add_argument("--token-weight", type=float, default=0.0, help="weight of the token-level (late interaction) term")
     parser.add_argument("--extra-train", nargs="*", default=[], help="more corpus split folders to train on")
+    parser.add_argument("--install-into", default=None, help="put the first seed's heads into this tokenizer folder "
+                        "(its model.safetensors and config.json; e.g. the bundle written by bundle_tiny.py)")
     args = parser.parse_args(argv)
 
     import torch
@@ -86,6 +88,8 @@ def main(argv=None) -> int:
                   f"v2t R@1 {final['v2t_R@1']:.3f} ({run['seconds']} s)", flush=True)
             if variant == "mlp":
                 model.save_pretrained(os.path.join(args.output, f"seed{seed}", "model"))
+                if args.install_into and seed == args.seeds[0]:
+                    _install(os.path.join(args.output, f"seed{seed}", "model"), args.install_into, hidden)
     summary = {}
     for variant in variants:
         finals = [r["final"] for r in report["runs"] if r["variant"] == variant]
@@ -97,6 +101,21 @@ def main(argv=None) -> int:
         json.dump(report, f, indent=1)
     _plot(report, os.path.join(args.output, "curves.png"))
     return 0
+
+
+def _install(trained: str, folder: str, hidden) -> None:
+    """Copy the trained weights (only the heads differ) and the head's shape into an existing tokenizer folder."""
+    import shutil
+
+    shutil.copyfile(os.path.join(trained, "model.safetensors"), os.path.join(folder, "model.safetensors"))
+    path = os.path.join(folder, "config.json")
+    with open(path) as f:
+        config = json.load(f)
+    config["video_projection_hidden_dim"] = hidden
+    with open(path, "w") as f:
+        json.dump(config, f, indent=2, sort_keys=True)
+        f.write("\n")
+    print(f"installed the aligned heads into {folder}")
 
 
 def _plot(report, path) -> None:

@@ -29,3 +29,15 @@ $PY examples/recipes/train_tokenizer.py --backbone "$RUNS/backbone" --output "$R
     "${EVAL[@]}" "${CITY[@]}"
 # 3. measure on held-out real clips and write the model card (outputs/bundle; --into-package replaces the bundled one)
 $PY examples/recipes/bundle_tiny.py --tokenizer "$RUNS/tokenizer/model" --output "$RUNS/bundle" "${CITY[@]}"
+# 4. stage 2a: the shared video-text heads on the bundle's text-free tokens (docs/zero-shot.md); the bundled
+#    pyratok-tiny carries seed 0's heads (--install-into writes them into the bundle folder)
+[ -f data/corpus/corpus.json ] || $PY -m pyratok_hf.cli -q build-corpus data/corpus "${CITY[@]}"
+if [ "${1:-}" = "--short" ]; then
+  $PY examples/recipes/train_alignment.py --tokenizer "$RUNS/bundle/pyratok-tiny" --data data/corpus --output "$RUNS/alignment" --steps 50 --eval-every 25 \
+      --install-into "$RUNS/bundle/pyratok-tiny"
+else
+  [ -f data/t2vcorpus/corpus.json ] || $PY -m pyratok_hf.cli -q build-corpus data/t2vcorpus --seed 7 --num-train 3000 --num-val 16 \
+      --num-long-train 0 --num-long-val 0 --no-city
+  $PY examples/recipes/train_alignment.py --tokenizer "$RUNS/bundle/pyratok-tiny" --data data/corpus --output "$RUNS/alignment" --seeds 0 1 2 \
+      --extra-train data/t2vcorpus/train --steps 2500 --install-into "$RUNS/bundle/pyratok-tiny"
+fi

@@ -96,10 +96,11 @@ def tokenize_split(model, split_dir, num_frames: int = 17, kinds=SHORT_KINDS, ma
 
 def reset_video_projection(model, hidden_dim: int | None, seed: int = 0) -> None:
     """Give ``model`` a freshly initialised video head of the given shape (and record it in the config)."""
-    torch.manual_seed(seed)
     c = model.config
     device = model.level_embedding.device
-    model.video_projection = video_token_projection(c.codebook_bits, c.projection_dim, hidden_dim).to(device)
+    with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's random state
+        torch.manual_seed(seed)
+        model.video_projection = video_token_projection(c.codebook_bits, c.projection_dim, hidden_dim).to(device)
     c.video_projection_hidden_dim = hidden_dim
     with torch.no_grad():
         model.level_embedding.zero_()
