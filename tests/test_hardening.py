@@ -800,3 +800,25 @@ def test_space_path_check_refuses_traversal_symlinks_and_non_paths(tmp_path):
         COUNTS["space.check_video_file"].update(cases=len(accepted) + len(refused) + 5, ok=len(accepted), UserInputError=len(refused) + 5)
     finally:
         shutil.rmtree(inside)
+
+
+@pytest.mark.parametrize("bad", [[], (), 5, None, [1], ["ok", b"bytes"], ["\ud800"]])
+def test_one_prompt_rule_behind_every_entry_point(bad):
+    """The model, the pipeline and the zero-shot tasks validate text through one function (same errors)."""
+    from pyratok_hf.prior.text import validate_prompt_list
+    from pyratok_hf.tasks.retrieval import check_texts
+    from pyratok_hf.text_encoder import validate_prompts
+
+    for check in (validate_prompts, validate_prompt_list, check_texts):
+        with pytest.raises(InvalidInputError, match="non-empty list of strings|not valid Unicode"):
+            check(bad)
+
+
+def test_blank_prompts_are_unconditional_but_blank_queries_are_refused():
+    from pyratok_hf.prior.text import validate_prompt_list
+    from pyratok_hf.tasks.retrieval import check_texts
+
+    assert validate_prompt_list(["", "a red circle"]) == ["", "a red circle"]
+    assert check_texts(["  a red circle "]) == ["a red circle"]
+    with pytest.raises(InvalidInputError, match=r"labels\[1\] must be a non-blank string"):
+        check_texts(["a", "   "], "labels")

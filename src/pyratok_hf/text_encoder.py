@@ -65,27 +65,34 @@ def _in_hub_cache(repo_id: str) -> bool:
         return False
 
 
-def validate_prompts(text) -> list[str]:
-    """Accept a string or a list of strings; raise a typed error for anything else (or text that is not Unicode)."""
+def validate_prompts(text, what: str = "text", *, allow_blank: bool = True, hint: str = "") -> list[str]:
+    """The one prompt rule of the package: a string or a non-empty list of strings, valid Unicode.
+
+    ``allow_blank=False`` also refuses empty / whitespace-only entries and strips them (zero-shot labels and
+    queries: a blank query has no meaning); with the default a ``""`` prompt is the unconditional one. ``what``
+    names the argument in the message and ``hint`` ends it. Anything else is one :class:`InvalidInputError`.
+    """
     if isinstance(text, str):
         prompts = [text]
-    elif isinstance(text, (list, tuple)) and all(isinstance(t, str) for t in text):
-        if len(text) == 0:
-            raise InvalidInputError("got an empty list of prompts; pass at least one string (\"\" for no text).")
+    elif isinstance(text, (list, tuple)) and len(text) > 0 and all(isinstance(t, str) for t in text):
         prompts = list(text)
     else:
+        shown = f"an empty {type(text).__name__}" if isinstance(text, (list, tuple)) and not text else type(text).__name__
         raise InvalidInputError(
-            f"text must be a string or a list of strings, got {type(text).__name__}. Convert prompts with str() first."
+            f"{what} must be a string or a non-empty list of strings, got {shown}"
+            + (f" {text!r}" if not isinstance(text, (list, tuple)) else "") + "." + (f" {hint}" if hint else " Convert prompts with str() first.")
         )
     for i, prompt in enumerate(prompts):
         try:
             prompt.encode("utf-8")
         except UnicodeEncodeError as err:  # a lone surrogate (e.g. "\ud800"), which no tokenizer accepts
             raise InvalidInputError(
-                f"prompt {i} is not valid Unicode: it holds a lone surrogate {prompt[err.start]!r} at position {err.start}. "
+                f"{what} {i} is not valid Unicode: it holds a lone surrogate {prompt[err.start]!r} at position {err.start}. "
                 "Clean it, e.g. prompt.encode('utf-8', 'replace').decode('utf-8')."
             ) from None
-    return prompts
+        if not allow_blank and not prompt.strip():
+            raise InvalidInputError(f"{what}[{i}] must be a non-blank string, got {prompt!r}.")
+    return [p.strip() for p in prompts] if not allow_blank else prompts
 
 
 @dataclass

@@ -12,19 +12,12 @@ import warnings
 import torch
 
 from ..errors import InvalidInputError
+from ..text_encoder import validate_prompts
 
 
 def validate_prompt_list(prompt, what: str = "prompt") -> list[str]:
-    """A string or a non-empty list of strings -> list; anything else raises :class:`InvalidInputError`."""
-    if isinstance(prompt, str):
-        return [prompt]
-    if isinstance(prompt, (list, tuple)) and len(prompt) > 0 and all(isinstance(p, str) for p in prompt):
-        return list(prompt)
-    raise InvalidInputError(
-        f"{what} must be a string or a non-empty list of strings, got {type(prompt).__name__}"
-        + (f" {prompt!r}" if not isinstance(prompt, (list, tuple)) else "")
-        + '. Use "" for an unconditional video.'
-    )
+    """The pipeline's prompts: :func:`pyratok_hf.text_encoder.validate_prompts` (``""`` is unconditional)."""
+    return validate_prompts(prompt, what, hint='Use "" for an unconditional video.')
 
 
 @torch.no_grad()

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InvalidInputError
+from ..text_encoder import validate_prompts
 from ..video_io import VideoClip, from_uint8_frames, read_video
 
 __all__ = [
@@ -133,15 +134,8 @@ def as_video_list(videos: Any) -> list[VideoInput]:
 
 
 def check_texts(texts: Any, what: str = "texts") -> list[str]:
-    """A string or a non-empty list of non-blank strings."""
-    if isinstance(texts, str):
-        texts = [texts]
-    if not isinstance(texts, (list, tuple)) or len(texts) == 0:
-        raise InvalidInputError(f"{what} must be a string or a non-empty list of strings, got {texts!r}.")
-    for index, text in enumerate(texts):
-        if not isinstance(text, str) or not text.strip():
-            raise InvalidInputError(f"{what}[{index}] must be a non-blank string, got {text!r}.")
-    return [t.strip() for t in texts]
+    """Zero-shot labels and queries: :func:`pyratok_hf.text_encoder.validate_prompts` without blanks, stripped."""
+    return validate_prompts(texts, what, allow_blank=False)
 
 
 def pooled(output: Any) -> torch.Tensor:
