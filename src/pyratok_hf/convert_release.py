@@ -41,9 +41,7 @@ import logging
 import math
 import os
 import re
-import shutil
 import sys
-import tempfile
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -515,19 +513,14 @@ def convert_release(
     model, report = build_converted_model(release_config, release_state, source=str(src))
     del release_state
     report.output = out
-    parent = os.path.dirname(out)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(out)}.converting-")
-    try:
+    from .utils_io import atomic_directory
+    from .video_io import atomic_write_json
+
+    # At every moment `out` is the old complete folder or the new one; a failed check leaves it untouched.
+    with atomic_directory(out) as staging:
         model.save_pretrained(staging, safe_serialization=True)
         _check_saved_folder(staging, model)
-        from .video_io import atomic_write_json
-
         atomic_write_json(report.to_dict(), os.path.join(staging, REPORT_NAME))
-        _move_into_place(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     logger.info("converted %s -> %s (%d tensors; %d keys of ours keep their fresh initialisation)", src, out, report.converted_keys, len(report.fresh_init_keys))
     return report
 
@@ -540,23 +533,6 @@ def _check_saved_folder(folder: str, model) -> None:
     different = [k for k, v in reloaded.state_dict().items() if not torch.equal(v, original[k])]
     if different:
         raise CheckpointError(f"the converted folder does not reload identically (e.g. {different[:5]}); nothing was written.")
-
-
-def _move_into_place(staging: str, out: str) -> None:
-    os.chmod(staging, 0o755)
-    if not os.path.exists(out):
-        os.replace(staging, out)
-        return
-    # Keep the old folder until the new one is in place: at every moment `out` is a complete folder.
-    backup = tempfile.mkdtemp(dir=os.path.dirname(out), prefix=f".{os.path.basename(out)}.old-")
-    os.rmdir(backup)
-    os.replace(out, backup)
-    try:
-        os.replace(staging, out)
-    except BaseException:
-        os.replace(backup, out)
-        raise
-    shutil.rmtree(backup, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------- command line

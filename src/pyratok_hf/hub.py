@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 
 CARD_TEMPLATE = """---
@@ -81,14 +80,13 @@ def model_card(model, repo_id: str, metrics: dict | None = None, license: str = 
 def prepare_hub_folder(model_or_path, out_dir: str, repo_id: str = "org/pyratok", metrics: dict | None = None, **card_kwargs) -> str:
     """Write the upload folder for ``model_or_path`` (a PyraTokModel or a saved folder) atomically."""
     from .modeling_pyratok import PyraTokModel, register_auto_classes
+    from .utils_io import atomic_directory
     from .video_io import atomic_write_text
 
     model = PyraTokModel.from_pretrained(model_or_path) if isinstance(model_or_path, (str, os.PathLike)) else model_or_path
     register_auto_classes()  # sets auto_map and makes save_pretrained copy the modeling code
-    parent = os.path.dirname(os.path.abspath(out_dir)) or "."
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".hub-", dir=parent)
-    try:
+
+    with atomic_directory(out_dir) as tmp:  # readers see the old complete folder or the new one, never neither
         model.save_pretrained(tmp, safe_serialization=True)
         config_path = os.path.join(tmp, "config.json")
         with open(config_path) as f:
@@ -97,12 +95,6 @@ def prepare_hub_folder(model_or_path, out_dir: str, repo_id: str = "org/pyratok"
         with open(config_path, "w") as f:
             json.dump(config, f, indent=2, sort_keys=True)
         atomic_write_text(model_card(model, repo_id, metrics, **card_kwargs), os.path.join(tmp, "README.md"))
-        if os.path.isdir(out_dir):
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
 

@@ -155,16 +155,16 @@ def _too_few(task: str, what: str, records: list, data_dir, split: str, max_samp
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
-    """A :class:`~pyratok_hf.PyraTokModel` in eval mode from a saved folder (or a Hub id when online)."""
-    from ..modeling_pyratok import PyraTokModel
+    """A :class:`~pyratok_hf.PyraTokModel` in eval mode from a saved folder (or a Hub id when online), through the
+    loader every command uses (:func:`pyratok_hf.commands.load_model`: same checks, same messages)."""
+    from ..commands import load_model as load_for_command
 
     try:
-        model = PyraTokModel.from_pretrained(str(path))
+        return load_for_command(str(path), str(device))
     except PyraTokError:
         raise
     except (OSError, ValueError) as err:
         raise CheckpointError(f"cannot load a PyraTok model from {path!r}: {err}. Pass a folder written by save_pretrained.") from err
-    return model.eval().to(device)
 
 
 def _plot_path(plot_dir: str | os.PathLike | None, name: str) -> Path | None:
