@@ -53,6 +53,16 @@ def random_text_embeds(batch: int, tokens: int = 6, width: int = 384, seed: int 
     return torch.randn(batch, tokens, width, generator=generator)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a test module (``pytestmark = pytest.mark.usefixtures("one_thread")``): tiny matmuls
+    on two shared, busy cores are far faster single-threaded (no OpenMP spin-waiting)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def tiny_config() -> PyraTokConfig:
     return make_tiny_config()

@@ -17,12 +17,8 @@ from pyratok_hf.training.alignment import TokenizedSplit, evaluate_retrieval, re
 TINY_CORPUS = dict(num_train=12, num_val=6, num_long_train=0, num_long_val=0, size=(32, 32), num_frames=9, progress=False)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny matmuls on two shared, busy cores are far faster single-threaded (conftest.one_thread).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -20,12 +20,8 @@ TEXT_WIDTH = 32
 SIZE = dict(num_frames=5, height=32, width=32)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny matmuls on two shared, busy cores are far faster single-threaded (conftest.one_thread).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_text_model():

@@ -20,13 +20,8 @@ GRIDS = [(2, 1, 1), (2, 2, 2), (2, 4, 4)]
 TINY_LM = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny matmuls on two shared, busy cores are far faster single-threaded (no OpenMP spin-waiting).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny matmuls on two shared, busy cores are far faster single-threaded (conftest.one_thread).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_prior(seed: int = 0, **overrides) -> PyraTokPriorModel:

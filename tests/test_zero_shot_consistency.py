@@ -28,14 +28,16 @@ SAMPLE = str(Path(space_app.__file__).resolve().parent / "assets" / "city_sample
 LABELS = ["skyscrapers at night", "a cat", "a red circle moving right", "a city street", "a forest"]
 
 
-def _large_clip() -> str:
-    """A clip wider than MAX_FILE_SIDE, inside the Space's upload folder (so the Space accepts it)."""
+@pytest.fixture
+def large_clip():
+    """A clip wider than MAX_FILE_SIDE, inside the Space's upload folder (so the Space accepts it); removed after."""
     folder = space_app.upload_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"consistency-{uuid.uuid4().hex}.mp4"
     frames = torch.nn.functional.interpolate(as_video_tensor(SAMPLE)[0][:, :9], size=(192, 320), mode="bilinear")
     write_video(frames.clamp(-1, 1), path, fps=8)
-    return str(path)
+    yield str(path)
+    path.unlink(missing_ok=True)
 
 
 def _rankings(path: str, tmp_path) -> dict[str, list[tuple[str, float]]]:
@@ -51,8 +53,8 @@ def _rankings(path: str, tmp_path) -> dict[str, list[tuple[str, float]]]:
 
 
 @pytest.mark.parametrize("which", ["bundled sample", "larger than MAX_FILE_SIDE"])
-def test_every_entry_point_ranks_the_labels_the_same(which, tmp_path):
-    path = SAMPLE if which == "bundled sample" else _large_clip()
+def test_every_entry_point_ranks_the_labels_the_same(which, tmp_path, request):
+    path = SAMPLE if which == "bundled sample" else request.getfixturevalue("large_clip")
     rankings = _rankings(path, tmp_path)
     reference = rankings["classify"]
     assert [label for label, _ in reference] != [] and sorted(label for label, _ in reference) == sorted(LABELS)
@@ -61,8 +63,8 @@ def test_every_entry_point_ranks_the_labels_the_same(which, tmp_path):
         assert torch.allclose(torch.tensor([p for _, p in ranking]), torch.tensor([p for _, p in reference]), atol=1e-5), name
 
 
-def test_files_are_read_at_one_size():
-    path = _large_clip()
+def test_files_are_read_at_one_size(large_clip):
+    path = large_clip
     frames, _ = as_video_tensor(path)
     assert max(frames.shape[-2:]) == MAX_FILE_SIDE and frames.shape[-2] % 8 == 0
     space_frames, _ = space_app.load_clip(path, zero_shot=True)

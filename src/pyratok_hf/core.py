@@ -701,7 +701,7 @@ class PyraTokCore:
         """Per-level video features in the shared space, from ±1 codes (``clip``: mean over tokens)."""
         out = []
         for l, codes in enumerate(level_codes):
-            tok = self.video_projection(codes.to(self.level_embedding.dtype)) + self.level_embedding[l]
+            tok = self.video_projection(codes.to(next(self.video_projection.parameters()).dtype)) + self.level_embedding[l]
             out.append(tok.mean(dim=(1, 2, 3)) if pooling == "clip" else tok)
         return out
 
