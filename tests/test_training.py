@@ -159,6 +159,18 @@ def test_stage2_run_with_a_prior_trains_with_l_ar(tmp_path, corpus):
     assert all(torch.equal(p, before[n]) for n, p in reloaded.named_parameters())  # the prior stays frozen
 
 
+def test_resuming_a_checkpoint_of_another_model_is_one_typed_error(tmp_path, corpus):
+    from pyratok_hf.errors import CheckpointError
+    from pyratok_hf.training.trainer import train
+
+    first = write_run(tmp_path / "a.yaml", corpus, tmp_path / "a", training={"max_steps": 2, "save_steps": 2})
+    train(RunConfig.from_file(str(first)))
+    other_model = {**TINY_MODEL, "overrides": {**TINY_MODEL["overrides"], "video_projection_hidden_dim": 8}}  # other head
+    other = write_run(tmp_path / "b.yaml", corpus, tmp_path / "b", model=other_model, training={"max_steps": 4})
+    with pytest.raises(CheckpointError, match="other trainable parameters"):
+        train(RunConfig.from_file(str(other)), resume=str(tmp_path / "a" / "checkpoint-2"))
+
+
 def test_backbone_task_trains_wan_vae_and_stores_latent_statistics(tmp_path, corpus):
     from diffusers import AutoencoderKLWan
 

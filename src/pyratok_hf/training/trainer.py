@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError
 from .config import RunConfig
 from .masking import mask_video
 
@@ -323,7 +323,16 @@ def train(run: RunConfig, resume: bool | str = True) -> dict:
     if checkpoint:
         logger.info("resuming from %s", checkpoint)
     started = time.time()
-    result = trainer.train(resume_from_checkpoint=checkpoint)
+    try:
+        result = trainer.train(resume_from_checkpoint=checkpoint)
+    except ValueError as err:
+        if checkpoint and "parameter group" in str(err):  # torch's optimizer-state mismatch on resume
+            raise CheckpointError(
+                f"{checkpoint} was saved by a run with other trainable parameters than this one (its optimizer state does "
+                "not fit); resume with the model it was trained from (e.g. --set model.init_from=THAT_CHECKPOINT), "
+                "or start over with --no-resume."
+            ) from None
+        raise
     seconds = time.time() - started
     summary = {
         "task": run.task,
