@@ -25,25 +25,20 @@ import time
 
 
 def _run_stage2(args, name: str, prior_dir: str | None) -> tuple[str, float]:
+    """One `pyratok train` stage-2 run from the tokenizer; only ``ar_weight`` and ``prior`` differ between runs."""
     out = os.path.join(args.output, name)
-    settings = [
-        "task=tokenizer", "stage=2", f"output_dir={out}", f"model={{init_from: {args.tokenizer}}}",
-        f"data={{train: {os.path.join(args.data, 'train')}, num_frames: 9, size: [64, 64]}}",
-        f"training={{max_steps: {args.steps}, per_device_train_batch_size: 4, learning_rate: 1.0e-3, warmup_steps: 10, "
-        f"logging_steps: 25, save_steps: 100000, seed: 0, data_seed: 0}}",
-        f"loss_overrides={{ar_weight: {1.5 if prior_dir else 0.0}}}",
-    ]
+    config = {
+        "task": "tokenizer", "stage": 2, "output_dir": out, "model": {"init_from": args.tokenizer},
+        "data": {"train": os.path.join(args.data, "train"), "num_frames": 9, "size": [64, 64]},
+        "training": {"max_steps": args.steps, "per_device_train_batch_size": 4, "learning_rate": 1.0e-3, "warmup_steps": 10,
+                     "logging_steps": 25, "save_steps": 100000, "seed": 0, "data_seed": 0},
+        "loss_overrides": {"ar_weight": 1.5 if prior_dir else 0.0},
+        "sample_every": 100000,
+    }  # fmt: skip
     if prior_dir:
-        settings.append(f"prior={prior_dir}")
-    run_file = os.path.join(args.output, f"{name}.json")
+        config["prior"] = prior_dir
     os.makedirs(args.output, exist_ok=True)
-    import yaml
-
-    config = {}
-    for item in settings:
-        key, _, value = item.partition("=")
-        config[key] = yaml.safe_load(value)
-    config["sample_every"] = 100000
+    run_file = os.path.join(args.output, f"{name}.json")
     with open(run_file, "w") as f:
         json.dump(config, f)
     started = time.time()

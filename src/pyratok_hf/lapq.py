@@ -18,6 +18,8 @@ backbone features of that frame, which keeps chunked (streamed) encoding exact.
 
 from __future__ import annotations
 
+import abc
+
 import math
 from dataclasses import dataclass
 
@@ -125,7 +127,7 @@ class TextCrossAttention(nn.Module):
         return out
 
 
-class QuantizerLevel(GradientCheckpointingLayer):
+class QuantizerLevel(GradientCheckpointingLayer, abc.ABC):
     """What every quantization level does: build tokens, attend to text, project to K bits, sign-quantize.
 
     Subclasses say how tokens are built (``_tokens``), what the text attention reads (``_text_keys``), how tokens
@@ -140,18 +142,20 @@ class QuantizerLevel(GradientCheckpointingLayer):
         super().__init__()
         self.text_condition_scale = text_condition_scale
 
+    @abc.abstractmethod
     def _tokens(self, residual, lateral, prev_codes) -> torch.Tensor:
-        raise NotImplementedError
+        """Build this level's tokens ``[B, C, t, h, w]``."""
 
     def _text_keys(self, text: torch.Tensor) -> torch.Tensor:
         return text
 
+    @abc.abstractmethod
     def _to_bits(self, seq: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Tokens ``[B, N, C]`` -> bit logits ``[B, N, K]``."""
 
+    @abc.abstractmethod
     def codes_to_latent(self, codes: torch.Tensor) -> torch.Tensor:
         """Channel-last codes ``[B, t, h, w, K]`` -> latent-channel features on the same grid."""
-        raise NotImplementedError
 
     def forward(
         self,
