@@ -41,7 +41,7 @@ def _timed(fn, device):
 def resolution_sweep(model, device, dtype, sizes, frames, batch, repeats) -> list[dict]:
     import torch
 
-    from pyratok_hf.streaming import inference_context
+    from pyratok_hf.inference import inference_context
 
     rows = []
     for height, width in sizes:
@@ -72,7 +72,7 @@ def knob_comparison(model, device, size, frames, repeats, threads) -> list[dict]
     """Round-trip time of each knob relative to fp32 eager batch 1 (interleaved)."""
     import torch
 
-    from pyratok_hf.streaming import compile_model, inference_context
+    from pyratok_hf.inference import compile_model, inference_context
 
     height, width = size
     one = torch.rand(1, 3, frames, height, width, generator=torch.Generator().manual_seed(0)) * 2 - 1

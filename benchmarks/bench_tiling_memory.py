@@ -6,7 +6,7 @@ round trip (tokenize + reconstruct). Modes:
 
 * ``whole``: ``model.encode`` + ``model.decode(token_ids=...)`` with ``model.enable_tiling()`` (256 px tiles,
   192 px stride). The float32 reconstruction of the whole clip is part of what it allocates.
-* ``stream``: :func:`pyratok_hf.streaming.encode_streaming` chained into ``decode_streaming`` (one latent frame per
+* ``stream``: :func:`pyratok_hf.modeling_pyratok.encode_streaming` chained into ``decode_streaming`` (one latent frame per
   chunk) with the same tiles; each decoded chunk is written into the uint8 buffer, as a video writer would.
 * ``untiled``: ``model.encode`` + ``model.decode`` without tiling (only where it fits).
 
@@ -56,7 +56,7 @@ def length_worker(spec: dict) -> dict:
     """Peak memory of tokenizing a clip of ``latent_frames`` latent frames, streamed or whole (no tiling)."""
     import torch
 
-    from pyratok_hf.streaming import encode_streaming
+    from pyratok_hf.modeling_pyratok import encode_streaming
 
     model = C.load_model(spec.get("model"), "pyratok-tiny")
     frames = 1 + 4 * (spec["latent_frames"] - 1)
@@ -126,7 +126,7 @@ def worker(spec: dict) -> dict:
     if spec.get("length"):
         return length_worker(spec)
 
-    from pyratok_hf.streaming import decode_streaming, encode_streaming
+    from pyratok_hf.modeling_pyratok import decode_streaming, encode_streaming
 
     model = C.load_model(spec.get("model"), "pyratok-tiny")
     frames, height, width = spec["frames"], spec["height"], spec["width"]

@@ -13,7 +13,7 @@ import torch
 from conftest import make_tiny_model, random_video
 from pyratok_hf import PyraTokConfig
 from pyratok_hf.errors import ConfigError
-from pyratok_hf.streaming import concat_chunks, decode_streaming, encode_streaming
+from pyratok_hf.modeling_pyratok import concat_chunks, decode_streaming, encode_streaming
 
 
 @pytest.mark.parametrize("frames,padded,latent", [(5, 5, 2), (9, 9, 3), (10, 10, 4), (12, 14, 5), (18, 18, 6), (21, 23, 8), (22, 23, 8)])

@@ -338,7 +338,7 @@ def test_command_line_entry_points(release_dir, tmp_path, capsys, monkeypatch):
 
 def test_release_numerics_normalise_in_the_backbone_dtype():
     """norm_upcast=False (the release preset): Wan's RMS norms skip diffusers' float32 upcast, as the release does."""
-    from pyratok_hf.backbone import set_norm_upcast
+    from pyratok_hf.modeling_pyratok import set_norm_upcast
 
     config = PyraTokConfig.from_preset("release", backbone_config={**WAN_CONFIG})
     assert config.norm_upcast is False

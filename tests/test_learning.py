@@ -6,7 +6,7 @@ import torch
 from diffusers import AutoencoderKLWan
 
 from conftest import TINY_BACKBONE, make_tiny_model
-from pyratok_hf.backbone import set_single_frame_fast_path
+from pyratok_hf.modeling_pyratok import set_single_frame_fast_path
 from pyratok_hf.training.real_data import RealPictureStream, heldout_real_clips, psnr
 
 

@@ -20,8 +20,8 @@ import pytest
 import torch
 from conftest import make_tiny_model, random_video
 
-import pyratok_hf.tiling as tiling
 from pyratok_hf.errors import ResourceLimitError
+from pyratok_hf.modeling_pyratok import PyraTokCore
 
 
 def _relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -76,21 +76,22 @@ def test_more_overlap_gives_smaller_seam_error(model, clip, untiled):
 
 
 def _count_calls(monkeypatch, name):
+    """Record calls of the model method ``name`` (the tiled workers of PyraTokCore)."""
     calls = []
-    original = getattr(tiling, name)
+    original = getattr(PyraTokCore, name)
 
     def wrapper(*args, **kwargs):
         calls.append(name)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(tiling, name, wrapper)
+    monkeypatch.setattr(PyraTokCore, name, wrapper)
     return calls
 
 
 def test_auto_tiling_triggers_above_max_pixels_untiled(monkeypatch):
     model = make_tiny_model(max_pixels_untiled=32 * 32, auto_tiling=True)
-    encode_calls = _count_calls(monkeypatch, "tiled_encode_continuous")
-    decode_calls = _count_calls(monkeypatch, "tiled_decode")
+    encode_calls = _count_calls(monkeypatch, "_tiled_encode_continuous")
+    decode_calls = _count_calls(monkeypatch, "_tiled_decode")
     with torch.no_grad():
         small = model.encode(random_video(1, 3, 1, 32, 32))  # exactly at the limit: direct path
         assert encode_calls == []
@@ -98,7 +99,7 @@ def test_auto_tiling_triggers_above_max_pixels_untiled(monkeypatch):
         assert decode_calls == []
         enc = model.encode(random_video(1, 3, 1, 48, 40))  # 1920 px > 1024: tiled automatically
         video = model.decode(token_ids=enc.token_ids, output_shape=enc.input_shape).sample
-    assert encode_calls == ["tiled_encode_continuous"] and decode_calls == ["tiled_decode"]
+    assert encode_calls == ["_tiled_encode_continuous"] and decode_calls == ["_tiled_decode"]
     assert video.shape == (1, 3, 1, 48, 40)
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 from pyratok_hf import PyraTokConfig
-from pyratok_hf.backbone import set_single_frame_fast_path
+from pyratok_hf.modeling_pyratok import set_single_frame_fast_path
 from pyratok_hf.training.run_state import has_run_state, load_run_state, save_run_state
 from pyratok_hf.training.real_data import RealPictureStream, heldout_real_clips, load_city_shots, psnr
 

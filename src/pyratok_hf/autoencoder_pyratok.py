@@ -1,7 +1,7 @@
 """``AutoencoderPyraTok``: the same tokenizer as a diffusers ``ModelMixin`` (for pipelines).
 
 It shares every module and weight name with :class:`~pyratok_hf.PyraTokModel` through
-:class:`~pyratok_hf.core.PyraTokCore`. Each class saves in its own library's layout (this one: diffusers'
+:class:`~pyratok_hf.modeling_pyratok.PyraTokCore`. Each class saves in its own library's layout (this one: diffusers'
 ``config.json`` + ``diffusion_pytorch_model.safetensors``; ``PyraTokModel``: transformers' ``model.safetensors``),
 both configs carry ``model_type="pyratok"``, and each class loads both layouts, so one folder loads in either.
 Neither class builds the other to save or load.
@@ -20,7 +20,7 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.accelerate_utils import apply_forward_hook
 
 from .configuration_pyratok import PyraTokConfig
-from .core import PyraTokCore
+from .modeling_pyratok import PyraTokCore
 from .errors import CheckpointError
 
 

@@ -420,7 +420,7 @@ def _write_manifest(output_dir: Path, world: int, settings: dict, model_info: di
 # ----------------------------------------------------------------------------- encoding
 class _Encoder:
     def __init__(self, model, args, device):
-        from .streaming import compile_model
+        from .inference import compile_model
 
         self.model = model
         self.args = args
@@ -434,7 +434,8 @@ class _Encoder:
 
     def encode(self, clips: torch.Tensor, texts: list[str] | None) -> list[tuple[torch.Tensor, ...]]:
         """``[B, 3, T, H, W]`` -> per sample, per level ``[t, h, w]`` ids on the CPU."""
-        from .streaming import concat_chunks, encode_streaming, inference_context
+        from .inference import inference_context
+        from .modeling_pyratok import concat_chunks, encode_streaming
 
         text = texts if (self.use_text and texts is not None) else None
         if self.args.chunk_latent_frames:
@@ -477,7 +478,7 @@ def run(args) -> int:
 
     from . import PyraTokModel, bundled_model_path
     from .data.datasets import _SkipSample
-    from .streaming import resolve_dtype
+    from .inference import resolve_dtype
 
     if args.samples_per_shard < 1:
         raise InvalidInputError(f"--samples-per-shard must be >= 1, got {args.samples_per_shard}.")

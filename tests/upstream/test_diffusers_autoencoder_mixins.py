@@ -52,7 +52,7 @@ class TestAutoencoderPyraTok(AutoencoderPyraTokTesterConfig, ModelTesterMixin):
 
 class TestAutoencoderPyraTokTraining(AutoencoderPyraTokTesterConfig, TrainingTesterMixin):
     def test_gradient_checkpointing_is_applied(self):
-        # The encoder/decoder chunks and the LaPQ levels checkpoint (pyratok_hf.backbone.CausalEncoder / CausalDecoder);
+        # The encoder/decoder chunks and the LaPQ levels checkpoint (pyratok_hf.modeling_pyratok.CausalEncoder / CausalDecoder);
         # Wan's mid/up blocks only carry the flag diffusers declares on them.
         super().test_gradient_checkpointing_is_applied(expected_set={"WanEncoder3d", "WanDecoder3d", "LaPQLevel", "WanMidBlock", "WanUpBlock"})
 

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..core import video_token_projection
+from ..modeling_pyratok import video_token_projection
 from ..errors import DatasetError, InvalidInputError
 from ..metrics import retrieval_metrics
 from ..quantizer import ids_to_codes
