@@ -38,7 +38,7 @@ def hub_folder(tmp_path_factory):
 def test_hub_folder_contents(hub_folder):
     _, folder = hub_folder
     names = set(os.listdir(folder))
-    assert {"config.json", "model.safetensors", "README.md", "modeling_pyratok.py", "configuration_pyratok.py", "core.py"} <= names
+    assert {"config.json", "model.safetensors", "README.md", "modeling_pyratok.py", "configuration_pyratok.py", "lapq.py", "inference.py"} <= names
     assert not any(n.endswith((".bin", ".pt", ".pth")) for n in names)
     card = (folder / "README.md").read_text()
     assert card.startswith("---\nlicense: apache-2.0") and "trust_remote_code=True" in card and "| psnr |" in card

@@ -28,6 +28,10 @@ def main(argv=None) -> int:
     parser.add_argument("--guidance-scale", type=float, default=3.0)
     parser.add_argument("--max-clips", type=int, default=None, help="tokenize at most N clips of --data")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--mode", choices=("next_scale", "token"), default="next_scale",
+                        help="the prior's order: one pass per level (fast sampling) or token by token (coherent levels)")
+    parser.add_argument("--flip-copies", action="store_true",
+                        help="add a horizontally flipped copy of every clip, 'left' and 'right' swapped in its caption")
     args = parser.parse_args(argv)
 
     import torch
@@ -35,6 +39,7 @@ def main(argv=None) -> int:
     from pyratok_hf import PyraTokModel
     from pyratok_hf.data.datasets import VideoFolderDataset
     from pyratok_hf.evaluation.prompt_following import colour_direction_prompts, prompt_following_report
+    from pyratok_hf.prior import PyraTokPriorConfig
     from pyratok_hf.prior.training import build_t2v_pipeline, load_text_encoder, train_prior
     from pyratok_hf.prior.text import encode_prompts
 
@@ -42,6 +47,11 @@ def main(argv=None) -> int:
     data = VideoFolderDataset(args.data, num_frames=17, size=(64, 64), start="random")
     if args.max_clips:
         data = torch.utils.data.Subset(data, range(min(args.max_clips, len(data))))
+    if args.flip_copies:
+        flipped = VideoFolderDataset(args.data, num_frames=17, size=(64, 64), start="random", hflip_prob=1.0)
+        if args.max_clips:
+            flipped = torch.utils.data.Subset(flipped, range(min(args.max_clips, len(flipped))))
+        data = torch.utils.data.ConcatDataset([data, flipped])
     prompts = colour_direction_prompts()
     text_tokenizer, text_encoder = load_text_encoder(tokenizer.config.text_encoder_name_or_path)
 
@@ -56,6 +66,7 @@ def main(argv=None) -> int:
 
     prior = train_prior(
         tokenizer, data, os.path.join(args.output, "final"), steps=args.steps, batch_size=args.batch_size,
+        prior_config=PyraTokPriorConfig.for_tokenizer(tokenizer.config, mode=args.mode),
         lr=args.lr, warmup_steps=100, num_frames=17, height=64, width=64, num_threads=args.threads, seed=0,
         text_encoder=text_encoder, text_tokenizer=text_tokenizer, eval_fn=prompt_following, eval_every=args.eval_every,
         save_every=args.eval_every,

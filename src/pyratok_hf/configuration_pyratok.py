@@ -10,12 +10,14 @@ be trained: e.g. ``layout="release"`` reproduces the authors' public checkpoint 
 latent, no lateral taps, outputs scaled by 2^-l).
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: huggingface_hub's @strict checks fields against their real annotations.
 import copy
+import functools
 import math
 from typing import Any
 
+from huggingface_hub.dataclasses import strict
+from huggingface_hub.errors import StrictDataclassError
 from transformers import PretrainedConfig
 
 from .errors import ConfigError
@@ -72,8 +74,6 @@ _NON_NEGATIVE_FIELDS = (
     "token_text_weight", "codebook_text_weight", "contrastive_weight", "input_value_tolerance",
 )  # fmt: skip
 _POSITIVE_FIELDS = ("entropy_inv_temperature", "contrastive_temperature", "drift_temperature")
-_BOOL_FIELDS = ("normalize_latents", "detach_residual", "use_text_conditioning", "auto_tiling", "norm_upcast")
-_OPTIONAL_STR_FIELDS = ("backbone_pretrained", "backbone_subfolder", "text_encoder_name_or_path")
 
 
 def _is_int(value) -> bool:
@@ -113,9 +113,9 @@ def _check_backbone_fields(backbone_config: dict, stages: int) -> None:
             raise ConfigError(f"backbone_config[{key!r}] must be a list of numbers, got {value!r}.")
 
 
-def _check_structured_fields(backbone_config, num_levels, sequences: dict) -> None:
-    """Type checks that must run before ``__init__`` derives defaults from these fields, so a wrong type is a
-    :class:`ConfigError` instead of an AttributeError / TypeError / MemoryError inside ``__init__``."""
+def _check_structured_fields(backbone_config, num_levels) -> None:
+    """Checks that must run before ``__post_init__`` derives defaults from these fields, so a bad value is a
+    :class:`ConfigError` instead of an AttributeError / TypeError / MemoryError while the defaults are built."""
     if backbone_config is not None:
         if not isinstance(backbone_config, dict):
             raise ConfigError(f"backbone_config must be a dict of AutoencoderKLWan arguments, got {type(backbone_config).__name__}.")
@@ -128,11 +128,9 @@ def _check_structured_fields(backbone_config, num_levels, sequences: dict) -> No
         _check_backbone_fields(backbone_config, len(dim_mult) if "dim_mult" in backbone_config else 4)
     if not _is_int(num_levels) or not 1 <= num_levels <= MAX_LEVELS:
         raise ConfigError(f"num_levels must be an integer in [1, {MAX_LEVELS}], got {num_levels!r}.")
-    for name, value in sequences.items():
-        if value is not None and (not isinstance(value, (list, tuple)) or not all(_is_number(v) for v in value)):
-            raise ConfigError(f"{name} must be a list of numbers, got {value!r}.")
 
 
+@strict
 class PyraTokConfig(PretrainedConfig):
     r"""Configuration of :class:`~pyratok_hf.PyraTokModel` and :class:`~pyratok_hf.AutoencoderPyraTok`.
 
@@ -209,140 +207,90 @@ class PyraTokConfig(PretrainedConfig):
 
     model_type = "pyratok"
 
-    def __init__(
-        self,
-        backbone_config: dict | None = None,
-        backbone_pretrained: str | None = None,
-        backbone_subfolder: str | None = "vae",
-        normalize_latents: bool = True,
-        latents_mean: list[float] | None = None,
-        latents_std: list[float] | None = None,
-        layout: str = "pyramid",
-        num_levels: int = 4,
-        lateral_stages: list[int] | None = None,
-        level_spatial_downsample: list[int] | None = None,
-        level_temporal_downsample: list[int] | None = None,
-        level_scales: list[float] | None = None,
-        level_hidden_dim: int = 256,
-        codebook_bits: int = 16,
-        upsample_mode: str = "nearest",
-        detach_residual: bool = False,
-        use_text_conditioning: bool = True,
-        text_encoder_name_or_path: str | None = "Qwen/Qwen2.5-VL-3B-Instruct",
-        text_hidden_size: int = 2048,
-        text_hidden_layer: int = -1,
-        text_pooling: str = "mean",
-        text_max_length: int = 77,
-        text_embed_dim: int = 256,
-        text_proj_hidden_dim: int | None = None,
-        num_attention_heads: int = 8,
-        text_condition_scale: float = 1.0,
-        projection_dim: int = 256,
-        video_projection_hidden_dim: int | None = None,
-        entropy_inv_temperature: float = 10.0,
-        recon_weight: float = 2.5,
-        codebook_weight: float = 2.5,
-        ar_weight: float = 1.5,
-        drift_weight: float = 0.6,
-        l1_weight: float = 1.0,
-        ssim_weight: float = 1.0,
-        perceptual_weight: float = 1.0,
-        motion_weight: float = 0.0,
-        commitment_weight: float = 0.25,
-        entropy_weight: float = 0.1,
-        sample_entropy_weight: float = 1.0,
-        codebook_entropy_weight: float = 1.0,
-        level_kl_weight: float = 0.05,
-        token_text_weight: float = 0.05,
-        codebook_text_weight: float = 0.05,
-        contrastive_weight: float = 0.2,
-        contrastive_temperature: float = 0.07,
-        drift_temperature: float = 1.0,
-        input_value_tolerance: float = 0.05,
-        max_pixels_untiled: int = 1280 * 736,
-        auto_tiling: bool = True,
-        causal_window_frames: int | None = None,
-        id_bit_order: str | None = None,
-        norm_upcast: bool = True,
-        **kwargs,
-    ):
-        _check_structured_fields(backbone_config, num_levels, {
-            "latents_mean": latents_mean, "latents_std": latents_std, "lateral_stages": lateral_stages,
-            "level_spatial_downsample": level_spatial_downsample, "level_temporal_downsample": level_temporal_downsample,
-            "level_scales": level_scales,
-        })  # fmt: skip
-        self.backbone_config = copy.deepcopy(backbone_config) if backbone_config is not None else dict(WAN21_VAE_CONFIG)
-        self.backbone_pretrained = backbone_pretrained
-        self.backbone_subfolder = backbone_subfolder
-        self.normalize_latents = normalize_latents
+    # Typed fields (transformers' dataclass config, checked by huggingface_hub's @strict on every assignment);
+    # ``None`` defaults are filled in ``__post_init__`` from the layout and the number of levels.
+    backbone_config: dict | None = None
+    backbone_pretrained: str | None = None
+    backbone_subfolder: str | None = "vae"
+    normalize_latents: bool = True
+    latents_mean: list[int | float] | tuple[int | float, ...] | None = None
+    latents_std: list[int | float] | tuple[int | float, ...] | None = None
+    layout: str = "pyramid"
+    num_levels: int = 4
+    lateral_stages: list[int] | tuple[int, ...] | None = None
+    level_spatial_downsample: list[int] | tuple[int, ...] | None = None
+    level_temporal_downsample: list[int] | tuple[int, ...] | None = None
+    level_scales: list[int | float] | tuple[int | float, ...] | None = None
+    level_hidden_dim: int = 256
+    codebook_bits: int = 16
+    upsample_mode: str = "nearest"
+    detach_residual: bool = False
+    use_text_conditioning: bool = True
+    text_encoder_name_or_path: str | None = "Qwen/Qwen2.5-VL-3B-Instruct"
+    text_hidden_size: int = 2048
+    text_hidden_layer: int = -1
+    text_pooling: str = "mean"
+    text_max_length: int = 77
+    text_embed_dim: int = 256
+    text_proj_hidden_dim: int | None = None
+    num_attention_heads: int = 8
+    text_condition_scale: int | float = 1.0
+    projection_dim: int = 256
+    video_projection_hidden_dim: int | None = None
+    entropy_inv_temperature: int | float = 10.0
+    recon_weight: int | float = 2.5
+    codebook_weight: int | float = 2.5
+    ar_weight: int | float = 1.5
+    drift_weight: int | float = 0.6
+    l1_weight: int | float = 1.0
+    ssim_weight: int | float = 1.0
+    perceptual_weight: int | float = 1.0
+    motion_weight: int | float = 0.0
+    commitment_weight: int | float = 0.25
+    entropy_weight: int | float = 0.1
+    sample_entropy_weight: int | float = 1.0
+    codebook_entropy_weight: int | float = 1.0
+    level_kl_weight: int | float = 0.05
+    token_text_weight: int | float = 0.05
+    codebook_text_weight: int | float = 0.05
+    contrastive_weight: int | float = 0.2
+    contrastive_temperature: int | float = 0.07
+    drift_temperature: int | float = 1.0
+    input_value_tolerance: int | float = 0.05
+    max_pixels_untiled: int = 1280 * 736
+    auto_tiling: bool = True
+    causal_window_frames: int | None = None
+    id_bit_order: str | None = None
+    norm_upcast: bool = True
+
+    def __post_init__(self, **kwargs):
+        # Before anything is derived from them: a bad backbone dict or level count must be a ConfigError here,
+        # not an AttributeError / MemoryError while the defaults below are built.
+        _check_structured_fields(self.backbone_config, self.num_levels)
+        self.backbone_config = copy.deepcopy(self.backbone_config) if self.backbone_config is not None else dict(WAN21_VAE_CONFIG)
         z_dim = int(self.backbone_config.get("z_dim", 16))
-        if latents_mean is None or latents_std is None:
+        if self.latents_mean is None or self.latents_std is None:
             if z_dim == 16 and self.backbone_config.get("base_dim", 96) == 96:
                 default_mean, default_std = list(WAN21_LATENTS_MEAN), list(WAN21_LATENTS_STD)
             else:
                 default_mean, default_std = [0.0] * z_dim, [1.0] * z_dim
             # Fill only what was not given: a user's mean (or std) is never silently replaced.
-            latents_mean = default_mean if latents_mean is None else latents_mean
-            latents_std = default_std if latents_std is None else latents_std
-        self.latents_mean = list(latents_mean)
-        self.latents_std = list(latents_std)
-        self.layout = layout
-        self.num_levels = num_levels
-        if lateral_stages is None:
-            lateral_stages = [] if layout == "release" else list(range(num_levels))[::-1]
-        if level_spatial_downsample is None:
-            level_spatial_downsample = [1] * num_levels if layout == "release" else [2 ** (num_levels - 1 - i) for i in range(num_levels)]
-        if level_temporal_downsample is None:
-            level_temporal_downsample = [1] * num_levels
-        if level_scales is None:
-            level_scales = [2.0**-i for i in range(num_levels)] if layout == "release" else [1.0] * num_levels
-        self.lateral_stages = list(lateral_stages)
-        self.level_spatial_downsample = list(level_spatial_downsample)
-        self.level_temporal_downsample = list(level_temporal_downsample)
-        self.level_scales = list(level_scales)
-        self.level_hidden_dim = level_hidden_dim
-        self.codebook_bits = codebook_bits
-        self.upsample_mode = upsample_mode
-        self.detach_residual = detach_residual
-        self.use_text_conditioning = use_text_conditioning
-        self.text_encoder_name_or_path = text_encoder_name_or_path
-        self.text_hidden_size = text_hidden_size
-        self.text_hidden_layer = text_hidden_layer
-        self.text_pooling = text_pooling
-        self.text_max_length = text_max_length
-        self.text_embed_dim = text_embed_dim
-        self.text_proj_hidden_dim = text_proj_hidden_dim
-        self.num_attention_heads = num_attention_heads
-        self.text_condition_scale = text_condition_scale
-        self.projection_dim = projection_dim
-        self.video_projection_hidden_dim = video_projection_hidden_dim
-        self.entropy_inv_temperature = entropy_inv_temperature
-        self.recon_weight = recon_weight
-        self.codebook_weight = codebook_weight
-        self.ar_weight = ar_weight
-        self.drift_weight = drift_weight
-        self.l1_weight = l1_weight
-        self.ssim_weight = ssim_weight
-        self.perceptual_weight = perceptual_weight
-        self.motion_weight = motion_weight
-        self.commitment_weight = commitment_weight
-        self.entropy_weight = entropy_weight
-        self.sample_entropy_weight = sample_entropy_weight
-        self.codebook_entropy_weight = codebook_entropy_weight
-        self.level_kl_weight = level_kl_weight
-        self.token_text_weight = token_text_weight
-        self.codebook_text_weight = codebook_text_weight
-        self.contrastive_weight = contrastive_weight
-        self.contrastive_temperature = contrastive_temperature
-        self.drift_temperature = drift_temperature
-        self.input_value_tolerance = input_value_tolerance
-        self.max_pixels_untiled = max_pixels_untiled
-        self.auto_tiling = auto_tiling
-        self.causal_window_frames = causal_window_frames
-        self.id_bit_order = id_bit_order if id_bit_order is not None else ("msb" if layout == "release" else "lsb")
-        self.norm_upcast = norm_upcast
-        super().__init__(**kwargs)
-        self.validate()
+            self.latents_mean = default_mean if self.latents_mean is None else self.latents_mean
+            self.latents_std = default_std if self.latents_std is None else self.latents_std
+        L, release = self.num_levels, self.layout == "release"
+        if self.lateral_stages is None:
+            self.lateral_stages = [] if release else list(range(L))[::-1]
+        if self.level_spatial_downsample is None:
+            self.level_spatial_downsample = [1] * L if release else [2 ** (L - 1 - i) for i in range(L)]
+        if self.level_temporal_downsample is None:
+            self.level_temporal_downsample = [1] * L
+        if self.level_scales is None:
+            self.level_scales = [2.0**-i for i in range(L)] if release else [1.0] * L
+        for name in ("latents_mean", "latents_std", "lateral_stages", "level_spatial_downsample", "level_temporal_downsample", "level_scales"):
+            setattr(self, name, list(getattr(self, name)))  # JSON round trips give lists
+        if self.id_bit_order is None:
+            self.id_bit_order = "msb" if release else "lsb"
+        super().__post_init__(**kwargs)
 
     # ------------------------------------------------------------------ derived values
     @property
@@ -366,33 +314,32 @@ class PyraTokConfig(PretrainedConfig):
         """2^K as a Python int (exact for any K; never used to allocate anything)."""
         return 2 ** int(self.codebook_bits)
 
-    def validate(self) -> None:
-        """Raise :class:`ConfigError` naming the field when the configuration cannot describe a model."""
+    # ------------------------------------------------------------------ validators (@strict runs every validate_*)
+    def validate_numbers(self) -> None:
+        """Ranges of the scalar fields (their types are the annotations above)."""
         for name in _POSITIVE_INT_FIELDS:
-            if not (_is_int(getattr(self, name)) and getattr(self, name) >= 1):
+            if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}.")
         for name in _NON_NEGATIVE_FIELDS + _POSITIVE_FIELDS + ("text_condition_scale",):
             value = getattr(self, name)
             if not _is_number(value) or (name in _NON_NEGATIVE_FIELDS and value < 0) or (name in _POSITIVE_FIELDS and value <= 0):
                 rule = "> 0" if name in _POSITIVE_FIELDS else ">= 0" if name in _NON_NEGATIVE_FIELDS else "finite"
                 raise ConfigError(f"{name} must be a finite number {rule}, got {value!r}.")
-        for name in _BOOL_FIELDS:
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}.")
-        for name in _OPTIONAL_STR_FIELDS:
-            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
-                raise ConfigError(f"{name} must be a string or None, got {getattr(self, name)!r}.")
-        if not _is_int(self.text_hidden_layer):
-            raise ConfigError(f"text_hidden_layer must be an integer (-1 = last layer), got {self.text_hidden_layer!r}.")
-        L = self.num_levels
-        if not isinstance(L, int) or L < 1:
-            raise ConfigError(f"num_levels must be a positive integer, got {L!r}.")
-        if not _is_int(self.codebook_bits) or not 1 <= self.codebook_bits <= 64:
+        if not 1 <= self.codebook_bits <= 64:
             raise ConfigError(f"codebook_bits must be an integer in [1, 64] (ids are int64), got {self.codebook_bits!r}.")
+        for name in ("text_proj_hidden_dim", "video_projection_hidden_dim"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be a positive integer or None, got {getattr(self, name)!r}.")
+
+    def validate_levels(self) -> None:
+        """One entry per level in every per-level list, and lateral taps that exist in the encoder."""
+        L = self.num_levels
         for name in ("level_spatial_downsample", "level_temporal_downsample", "level_scales"):
             value = getattr(self, name)
             if len(value) != L:
                 raise ConfigError(f"{name} has {len(value)} entries but num_levels is {L}: give one per level.")
+            if not all(_is_number(v) for v in value):
+                raise ConfigError(f"{name} must be a list of numbers, got {value!r}.")
         for name in ("level_spatial_downsample", "level_temporal_downsample"):
             if any((not _is_int(f)) or f < 1 for f in getattr(self, name)):
                 raise ConfigError(f"{name} must hold positive integers, got {getattr(self, name)}.")
@@ -405,28 +352,28 @@ class PyraTokConfig(PretrainedConfig):
         bad = [s for s in self.lateral_stages if not (_is_int(s) and 0 <= s < stages)]
         if bad:
             raise ConfigError(f"lateral_stages {bad} do not exist: the backbone encoder has stages 0..{stages - 1}.")
-        if self.layout not in ("pyramid", "release"):
-            raise ConfigError(f"layout must be 'pyramid' or 'release', got {self.layout!r}.")
+
+    def validate_choices(self) -> None:
+        """Fields that name one of a few options, and what the chosen layout requires."""
+        for name, options in (("layout", ("pyramid", "release")), ("upsample_mode", ("nearest", "trilinear")),
+                              ("text_pooling", ("mean", "cls")), ("id_bit_order", ("lsb", "msb"))):  # fmt: skip
+            if getattr(self, name) not in options:
+                raise ConfigError(f"{name} must be one of {', '.join(repr(o) for o in options)}, got {getattr(self, name)!r}.")
         if self.layout == "release" and self.codebook_bits != self.latent_channels:
             raise ConfigError(
                 "layout='release' quantizes the latent channels directly, so codebook_bits must equal the backbone's "
                 f"z_dim ({self.latent_channels}), got {self.codebook_bits}."
             )
-        if self.text_proj_hidden_dim is not None and (not isinstance(self.text_proj_hidden_dim, int) or self.text_proj_hidden_dim < 1):
-            raise ConfigError(f"text_proj_hidden_dim must be a positive integer or None, got {self.text_proj_hidden_dim!r}.")
-        if self.video_projection_hidden_dim is not None and (
-            not isinstance(self.video_projection_hidden_dim, int) or isinstance(self.video_projection_hidden_dim, bool) or self.video_projection_hidden_dim < 1
-        ):
-            raise ConfigError(f"video_projection_hidden_dim must be a positive integer or None, got {self.video_projection_hidden_dim!r}.")
-        if self.upsample_mode not in ("nearest", "trilinear"):
-            raise ConfigError(f"upsample_mode must be 'nearest' or 'trilinear', got {self.upsample_mode!r}.")
-        if self.text_pooling not in ("mean", "cls"):
-            raise ConfigError(f"text_pooling must be 'mean' or 'cls', got {self.text_pooling!r}.")
         attn_dim = self.latent_channels if self.layout == "release" else self.level_hidden_dim
-        if self.use_text_conditioning and attn_dim % self.num_attention_heads:
+        # (@strict runs validators in name order: a head count < 1 is validate_numbers' error, not a ZeroDivisionError)
+        if self.use_text_conditioning and self.num_attention_heads >= 1 and attn_dim % self.num_attention_heads:
             raise ConfigError(
                 f"the attention width ({attn_dim}) must be divisible by num_attention_heads ({self.num_attention_heads})."
             )
+
+    def validate_latent_statistics(self) -> None:
+        if not all(_is_number(v) for v in list(self.latents_mean) + list(self.latents_std)):
+            raise ConfigError("latents_mean / latents_std must be lists of finite numbers.")
         if len(self.latents_mean) != self.latent_channels or len(self.latents_std) != self.latent_channels:
             raise ConfigError(
                 f"latents_mean/latents_std need {self.latent_channels} values (the backbone's z_dim), got "
@@ -434,18 +381,22 @@ class PyraTokConfig(PretrainedConfig):
             )
         if any(s <= 0 for s in self.latents_std):
             raise ConfigError("latents_std must be positive.")
-        if self.id_bit_order not in ("lsb", "msb"):
-            raise ConfigError(f"id_bit_order must be 'lsb', 'msb' or None, got {self.id_bit_order!r}.")
+
+    def validate_causal_windows(self) -> None:
         window = self.causal_window_frames
         if window is not None:
             ft = self.temporal_compression
-            if not _is_int(window) or window < 1 or (window - 1) % ft:
+            if window < 1 or (window - 1) % ft:
                 raise ConfigError(f"causal_window_frames must be None or 1 + {ft}k frames (e.g. 17), got {window!r}.")
             if any(f != 1 for f in self.level_temporal_downsample):
                 raise ConfigError(
                     "causal_window_frames needs per-frame levels (level_temporal_downsample all 1), got "
                     f"{self.level_temporal_downsample}: levels that pool latent frames would mix windows."
                 )
+
+    def validate_backbone(self) -> None:
+        _check_structured_fields(self.backbone_config, self.num_levels)
+
 
     @property
     def ids_msb_first(self) -> bool:
@@ -478,6 +429,29 @@ class PyraTokConfig(PretrainedConfig):
         kwargs = copy.deepcopy(PRESETS[name])
         kwargs.update(overrides)
         return cls(**kwargs)
+
+
+def _as_config_error(method):
+    """Re-raise @strict's field / validator errors as one :class:`ConfigError` naming the field."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except StrictDataclassError as err:
+            cause = err.__cause__
+            if isinstance(cause, ConfigError):
+                raise cause from None
+            field = getattr(err, "field", None)
+            detail = str(cause) if cause is not None else str(err)
+            raise ConfigError(f"{field}: {detail}" if field and field not in detail else detail) from err
+
+    return wrapper
+
+
+# validate() is what @strict runs after __init__ (and what callers run after editing fields).
+PyraTokConfig.validate = _as_config_error(PyraTokConfig.validate)
+PyraTokConfig.__init__ = _as_config_error(PyraTokConfig.__init__)
 
 
 PRESETS: dict[str, dict[str, Any]] = {
