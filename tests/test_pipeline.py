@@ -13,7 +13,7 @@ import torch
 from conftest import make_tiny_config
 
 from pyratok_hf import AutoencoderPyraTok, PyraTokT2VPipeline, PyraTokT2VPipelineOutput
-from pyratok_hf.errors import InvalidInputError, PyraTokError
+from pyratok_hf.errors import ConfigError, InvalidInputError, PyraTokError
 from pyratok_hf.prior import PyraTokPriorConfig, PyraTokPriorModel
 
 TEXT_WIDTH = 32
@@ -95,6 +95,15 @@ def test_seed_prompt_and_guidance_control_the_video(pipe):
     assert not np.array_equal(reference, run(pipe, prompt="a green cube spins slowly").frames)
     assert not np.array_equal(reference, run(pipe, guidance_scale=1.0).frames)
     assert not np.array_equal(reference, run(pipe, negative_prompt="blurry").frames)
+
+
+def test_default_guidance_is_the_priors_own(pipe, monkeypatch):
+    """``pipe(prompt)`` guides with ``prior.config.guidance_scale`` (the scale the prior was measured best at)."""
+    monkeypatch.setattr(pipe.prior.config, "guidance_scale", 5.0)
+    assert np.array_equal(run(pipe).frames, run(pipe, guidance_scale=5.0).frames)
+    assert not np.array_equal(run(pipe).frames, run(pipe, guidance_scale=3.0).frames)
+    with pytest.raises(ConfigError, match="guidance_scale"):
+        PyraTokPriorConfig(guidance_scale=-1.0)
 
 
 def test_kv_cache_does_not_change_the_video(pipe):

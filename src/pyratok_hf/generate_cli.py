@@ -15,7 +15,8 @@ def add_cli_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", required=True, help="output video file (.mp4, .gif, ...)")
     parser.add_argument("--model", default=None, help="pipeline folder or Hub id (default: the bundled tiny pipeline)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed -> same video)")
-    parser.add_argument("--guidance-scale", type=float, default=3.0, help="classifier-free guidance scale (1 = off)")
+    parser.add_argument("--guidance-scale", type=float, default=None,
+                        help="classifier-free guidance scale (1 = off; default: the one stored with the prior)")
     parser.add_argument("--num-frames", type=int, default=17, help="frames (rounded up to 1 + 4k)")
     parser.add_argument("--height", type=int, default=64, help="height in pixels (rounded up to a multiple of 8)")
     parser.add_argument("--width", type=int, default=64, help="width in pixels (rounded up to a multiple of 8)")

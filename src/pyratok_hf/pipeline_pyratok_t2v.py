@@ -326,7 +326,7 @@ class PyraTokT2VPipeline(DiffusionPipeline):
         num_frames: int = 17,
         height: int = 64,
         width: int = 64,
-        guidance_scale: float = 3.0,
+        guidance_scale: float | None = None,
         temperature: float = 1.0,
         top_k: int | None = None,
         top_p: float | None = None,
@@ -352,6 +352,7 @@ class PyraTokT2VPipeline(DiffusionPipeline):
             negative_prompt: the unconditional branch of guidance (default: no text).
             num_frames, height, width: video size; sizes the tokenizer cannot produce are rounded up (warning).
             guidance_scale: classifier-free guidance on the bit logits, ``l_u + g (l_c - l_u)``; 1 disables it.
+                Default: the prior's ``config.guidance_scale`` (the scale it was measured best at; 3 for older priors).
             temperature, top_k, top_p: per-bit sampling controls (see :mod:`pyratok_hf.prior.generation`).
             num_videos_per_prompt: videos per prompt (with ``prompt``; ``prompt_embeds`` hold one row per video).
             generator: a ``torch.Generator`` for the whole batch, or a list with one per video (video ``i`` then
@@ -368,6 +369,8 @@ class PyraTokT2VPipeline(DiffusionPipeline):
         """
         self.check_inputs(prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, output_type, num_videos_per_prompt)
         self._check_components()
+        if guidance_scale is None:
+            guidance_scale = float(getattr(self.prior.config, "guidance_scale", 3.0))
         num_frames, height, width = self.valid_video_size(num_frames, height, width)
         mode = self.prior._check_mode(mode)
         warn_if_other_mode(self.prior, mode)  # before the progress bar, which a log line would break in two

@@ -134,6 +134,19 @@ def t2v_pipeline():
     return PyraTokT2VPipeline.from_pretrained(path)
 
 
+def default_guidance_scale() -> float:
+    """The bundled prior's own guidance scale (its ``config.guidance_scale``), read without loading any weights."""
+    import json
+
+    from . import bundled_pipeline_path
+
+    try:
+        with open(os.path.join(bundled_pipeline_path(), "prior", "config.json"), encoding="utf-8") as handle:
+            return float(json.load(handle).get("guidance_scale", 3.0))
+    except (OSError, ValueError, TypeError):
+        return 3.0
+
+
 def _out(suffix: str) -> str:
     handle, path = tempfile.mkstemp(suffix=suffix, prefix="pyratok_")
     os.close(handle)
@@ -160,7 +173,7 @@ def reconstruct_video(video, num_levels: int = 4, prompt: str = ""):
 
 
 @gpu
-def text_to_video(prompt: str, seed: int = 0, guidance_scale: float = 3.0):
+def text_to_video(prompt: str, seed: int = 0, guidance_scale: float | None = None):
     from .video_io import write_video
 
     if not isinstance(prompt, str):
@@ -168,7 +181,8 @@ def text_to_video(prompt: str, seed: int = 0, guidance_scale: float = 3.0):
     prompt = prompt.strip()[:MAX_PROMPT_CHARS]
     pipe = t2v_pipeline()
     generator = torch.Generator().manual_seed(int(seed))
-    out = pipe(prompt, guidance_scale=float(guidance_scale), generator=generator, output_type="pt")
+    scale = None if guidance_scale is None else float(guidance_scale)  # None: the prior's own scale
+    out = pipe(prompt, guidance_scale=scale, generator=generator, output_type="pt")
     frames = out.frames[0]  # [F, 3, H, W] in [0, 1]
     video = frames.permute(1, 0, 2, 3) * 2 - 1
     return str(write_video(video, _out(".mp4"), fps=8))
@@ -265,7 +279,7 @@ def build_demo():
             t2v_prompt = gr.Textbox(label="prompt", value="a red circle moves right on a black background")
             with gr.Row():
                 seed = gr.Number(value=0, precision=0, label="seed")
-                guidance = gr.Slider(1.0, 8.0, value=3.0, step=0.5, label="guidance scale")
+                guidance = gr.Slider(1.0, 8.0, value=default_guidance_scale(), step=0.5, label="guidance scale")
             generate = gr.Button("Generate", variant="primary")
             generated = gr.Video(label="generated clip")
             generate.click(_wrap(text_to_video), [t2v_prompt, seed, guidance], generated, api_name="generate")

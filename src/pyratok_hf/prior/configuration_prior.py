@@ -8,6 +8,7 @@ PyraTok token pyramid coarse to fine. See ``docs/text-to-video.md`` for the sequ
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 from transformers import PretrainedConfig
@@ -62,6 +63,9 @@ class PyraTokPriorConfig(PretrainedConfig):
         cfg_dropout_prob (`float`): probability of dropping the text of a training sample (the text prefix is
             masked out entirely), so the same model gives the unconditional branch of classifier-free guidance.
         initializer_range (`float`): std of the normal initialisation of linear and embedding weights.
+        guidance_scale (`float`): the classifier-free guidance scale the text-to-video pipeline uses when a call
+            gives none (``pipe(prompt)``, ``pyratok generate``): the scale this prior was measured to follow
+            prompts best at (a guidance sweep, ``benchmarks/bench_t2v_prompt_following.py``). 1 disables guidance.
     """
 
     model_type = "pyratok_prior"
@@ -80,6 +84,7 @@ class PyraTokPriorConfig(PretrainedConfig):
         head: str = "bits",
         cfg_dropout_prob: float = 0.1,
         initializer_range: float = 0.02,
+        guidance_scale: float = 3.0,
         **kwargs,
     ):
         self.codebook_bits = codebook_bits
@@ -95,6 +100,7 @@ class PyraTokPriorConfig(PretrainedConfig):
         self.head = head
         self.cfg_dropout_prob = cfg_dropout_prob
         self.initializer_range = initializer_range
+        self.guidance_scale = guidance_scale
         super().__init__(**kwargs)
         self.validate()
 
@@ -133,6 +139,9 @@ class PyraTokPriorConfig(PretrainedConfig):
             raise ConfigError(f"the head width hidden_size / num_attention_heads = {d // heads} must be even (rotary embeddings).")
         if not isinstance(self.text_dim, int) or self.text_dim < 1:
             raise ConfigError(f"text_dim must be a positive integer, got {self.text_dim!r}.")
+        g = self.guidance_scale
+        if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or g < 0:
+            raise ConfigError(f"guidance_scale must be a finite number >= 0 (1 = no guidance), got {g!r}.")
         if not 0.0 <= float(self.cfg_dropout_prob) < 1.0:
             raise ConfigError(f"cfg_dropout_prob must be in [0, 1), got {self.cfg_dropout_prob!r}.")
 
