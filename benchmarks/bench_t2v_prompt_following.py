@@ -17,6 +17,25 @@ import os
 import sys
 import time
 
+def save_picture(videos, texts, path) -> None:
+    """One panel per prompt (frames 0, 8 and 16 stacked), the prompt's colour and direction written under it."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    panels = []
+    for video, text in zip(videos, texts):
+        frames = ((video[:, [0, video.shape[1] // 2, -1]].clamp(-1, 1) + 1) * 127.5).byte().permute(1, 2, 3, 0).numpy()
+        panel = np.concatenate(list(frames), 0)  # [3H, W, 3]
+        label = np.zeros((14, panel.shape[1], 3), dtype=np.uint8)
+        image = Image.fromarray(label)
+        words = text.split()
+        ImageDraw.Draw(image).text((1, 1), f"{words[2]} {words[5]}", fill=(255, 255, 255))
+        panels.append(np.concatenate([panel, np.asarray(image)], 0))
+    gap = np.full((panels[0].shape[0], 2, 3), 255, dtype=np.uint8)
+    Image.fromarray(np.concatenate([x for p in panels for x in (p, gap)][:-1], 1)).resize(
+        (sum(p.shape[1] + 2 for p in panels) * 2 - 4, panels[0].shape[0] * 2), Image.NEAREST).save(path)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pipeline", default=None, help="pipeline folder (default: the bundled pyratok-tiny-t2v)")
@@ -25,6 +44,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--picture", default=None, help="PNG of the first row's videos: frames 0, 8, 16 of each prompt, side by side")
     args = parser.parse_args(argv)
 
     import torch
@@ -54,6 +74,8 @@ def main(argv=None) -> int:
                        "colour_shuffled": round(s["color_accuracy"] * s["num_color"]),
                        "direction_shuffled": round(s["direction_accuracy"] * s["num_direction"]), "n": len(texts)}
                 rows.append(row)
+                if args.picture and len(rows) == 1:
+                    save_picture(videos, texts, args.picture)
                 print(f"| {mode} | {scale:g} | {seed} | {row['colour']}/{len(texts)} | {row['direction']}/{len(texts)} | "
                       f"{row['colour_shuffled']}/{len(texts)} | {row['direction_shuffled']}/{len(texts)} | {seconds:.2f} |", flush=True)
     if args.json:
