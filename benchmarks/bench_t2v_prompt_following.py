@@ -18,22 +18,22 @@ import sys
 import time
 
 def save_picture(videos, texts, path) -> None:
-    """One panel per prompt (frames 0, 8 and 16 stacked), the prompt's colour and direction written under it."""
+    """One panel per prompt (first, middle and last frame stacked), the prompt's colour and direction under it."""
     import numpy as np
     from PIL import Image, ImageDraw
+
+    from pyratok_hf.evaluation.prompt_following import parse_caption
 
     panels = []
     for video, text in zip(videos, texts):
         frames = ((video[:, [0, video.shape[1] // 2, -1]].clamp(-1, 1) + 1) * 127.5).byte().permute(1, 2, 3, 0).numpy()
-        panel = np.concatenate(list(frames), 0)  # [3H, W, 3]
-        label = np.zeros((14, panel.shape[1], 3), dtype=np.uint8)
-        image = Image.fromarray(label)
-        words = text.split()
-        ImageDraw.Draw(image).text((1, 1), f"{words[2]} {words[5]}", fill=(255, 255, 255))
-        panels.append(np.concatenate([panel, np.asarray(image)], 0))
+        label = Image.new("RGB", (frames.shape[2], 14))
+        facts = parse_caption(text)
+        ImageDraw.Draw(label).text((1, 1), f"{facts.color} {facts.direction}", fill=(255, 255, 255))
+        panels.append(np.concatenate([*frames, np.asarray(label)], 0))  # [3H + 14, W, 3]
     gap = np.full((panels[0].shape[0], 2, 3), 255, dtype=np.uint8)
-    Image.fromarray(np.concatenate([x for p in panels for x in (p, gap)][:-1], 1)).resize(
-        (sum(p.shape[1] + 2 for p in panels) * 2 - 4, panels[0].shape[0] * 2), Image.NEAREST).save(path)
+    picture = Image.fromarray(np.concatenate([x for p in panels for x in (p, gap)][:-1], 1))
+    picture.resize((picture.width * 2, picture.height * 2), Image.NEAREST).save(path)
 
 
 def main(argv=None) -> int:
