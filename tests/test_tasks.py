@@ -239,6 +239,55 @@ def test_segment_end_to_end(model, video, tmp_path):
         segment(model, video, "circle", threshold=1.5)
 
 
+class _DesignedEmbedder:
+    """Token embeddings built so that the plain cosine map picks the wrong tokens.
+
+    Every token carries a large part shared by its frame (one frame's shared part leans towards the query, as
+    the causal-window position does in real tokens); a few background patches lean along a direction that the
+    query shares a little and "background" shares more; the object's tokens add a part only the query shares.
+    """
+
+    def __init__(self, grid=(3, 4, 4), object_cell=(1, 2)):
+        from types import SimpleNamespace
+
+        self.config = SimpleNamespace(num_levels=1, temporal_compression=4, spatial_compression=8,
+                                      level_spatial_downsample=[1], level_temporal_downsample=[1])
+        eye = torch.eye(4)
+        self.texts = {"red circle": eye[0] + 0.5 * eye[1] + 0.5 * eye[2], "background": eye[0] + 0.6 * eye[1]}
+        t, h, w = grid
+        tokens = 3.0 * eye[0].expand(t, h, w, 4).clone()
+        tokens[2] += 1.2 * eye[2]  # a frame whose shared part leans towards the query
+        for cell in ((0, 0), (3, 3), (0, 3)):  # background patches that share a direction with the query
+            tokens[:, cell[0], cell[1]] += 2.0 * eye[1]
+        tokens[:, object_cell[0], object_cell[1]] += 1.5 * eye[2]  # the object
+        self.tokens, self.object_cell = tokens, object_cell
+
+    def get_text_features(self, text, normalize=True):
+        return torch.nn.functional.normalize(torch.stack([self.texts[x] for x in text]), dim=-1)
+
+    def get_video_features(self, pixel_values, pooling="token", level=None, normalize=True):
+        return torch.nn.functional.normalize(self.tokens, dim=-1)[None] if normalize else self.tokens[None]
+
+
+def _designed_iou(**options):
+    embedder = _DesignedEmbedder()
+    row, col = embedder.object_cell
+    truth = torch.zeros(9, 32, 32, dtype=torch.bool)
+    truth[:, row * 8 : row * 8 + 8, col * 8 : col * 8 + 8] = True
+    mask = segment(embedder, torch.zeros(3, 9, 32, 32), "red circle", units=["red circle"], **options).masks[0]
+    return float((mask & truth).sum()) / float((mask | truth).sum())
+
+
+def test_segment_centres_tokens_and_contrasts_with_background():
+    plain = _designed_iou(centre_tokens=False, background_prompts=None)
+    centred = _designed_iou(centre_tokens=True, background_prompts=None)
+    contrasted = _designed_iou(centre_tokens=False, background_prompts=["background"])
+    full = _designed_iou(background_prompts=["background"])
+    assert full > 0.5 and full > max(plain, centred, contrasted) + 0.1, (plain, centred, contrasted, full)
+    with pytest.raises(InvalidInputError):
+        segment(_DesignedEmbedder(), torch.zeros(3, 9, 32, 32), "red circle", background_prompts=["  "])
+
+
 def test_upsample_token_maps_follows_the_encoder_layout():
     maps = torch.arange(12, dtype=torch.float32).view(1, 3, 2, 2)  # [U, t, h, w]
     up = upsample_token_maps(maps, num_frames=9, height=16, width=16, temporal_factor=4, spatial_factor=8)

@@ -153,13 +153,16 @@ def embed_texts(model: Any, texts: Sequence[str], batch_size: int = 64) -> torch
 
 
 @torch.no_grad()
-def video_features(model: Any, frames: torch.Tensor, pooling: str, level: int | None) -> torch.Tensor:
-    """Features of one ``[3, T, H, W]`` video: ``[D]`` (clip), ``[t, D]`` (frame) or ``[t, h, w, D]`` (token)."""
+def video_features(model: Any, frames: torch.Tensor, pooling: str, level: int | None, normalize: bool = True) -> torch.Tensor:
+    """Features of one ``[3, T, H, W]`` video: ``[D]`` (clip), ``[t, D]`` (frame) or ``[t, h, w, D]`` (token).
+
+    L2-normalised unless ``normalize=False`` (the raw embeddings, for callers that centre them first)."""
     pixels = frames.unsqueeze(0).to(model_device(model))
     if level is not None and level < 0:
         level = int(model.config.num_levels) + level
-    feats = pooled(model.get_video_features(pixel_values=pixels, pooling=pooling, level=level))
-    return F.normalize(feats[0].float().cpu(), dim=-1)
+    options = {} if normalize else {"normalize": False}  # only asked of models that need to give raw embeddings
+    feats = pooled(model.get_video_features(pixel_values=pixels, pooling=pooling, level=level, **options))[0].float().cpu()
+    return F.normalize(feats, dim=-1) if normalize else feats
 
 
 @torch.no_grad()

@@ -7,7 +7,15 @@ Procedure for a video and a text query:
    words is one unit ("the red circle and a blue square" -> "red circle", "blue square"). A query without any
    content word raises :class:`~pyratok_hf.errors.InvalidInputError`. Units can also be given explicitly.
 2. Embed each unit with ``get_text_features`` and take the **finest level's** token features (level -1,
-   ``pooling="token"``, ``[t, h, w, D]``); cosine similarity per token -> ``[U, t, h, w]``.
+   ``pooling="token"``, ``[t, h, w, D]``); cosine similarity per token -> ``[U, t, h, w]``. Two steps make
+   the map follow the object rather than the frame (both on by default, both measured in docs/zero-shot.md):
+
+   * ``centre_tokens``: every token embedding minus the mean embedding of its latent frame, before the cosine.
+     What all tokens of a frame share (the scene, the frame's position inside the causal window) is removed,
+     so what remains is what sets a token apart from the rest of its frame.
+   * ``background_prompts``: from each unit's similarity, subtract the token's mean similarity to generic
+     background prompts ("background", ...): a token is kept for "red circle" when it is closer to "red
+     circle" than to "background", the background class of zero-shot CLIP segmenters. ``None`` turns it off.
 3. Upsample to pixels following the encoder's pattern: in time, nearest per latent frame (input frame ``f``
    takes latent frame ``ceil(f / 4)``); in space, bilinear by the token stride (8 px at the finest level), on
    the padded canvas the encoder saw, then cropped to the frame.
@@ -32,7 +40,18 @@ from ..errors import InvalidInputError
 from .crf import CRFParams, refine_probabilities
 from .retrieval import as_video_tensor, check_texts, embed_texts, feature_frame_index, grid_factors, video_features
 
-__all__ = ["STOP_WORDS", "SegmentationResult", "content_words", "segment", "semantic_units", "upsample_token_maps"]
+__all__ = [
+    "DEFAULT_BACKGROUND_PROMPTS",
+    "STOP_WORDS",
+    "SegmentationResult",
+    "content_words",
+    "segment",
+    "semantic_units",
+    "upsample_token_maps",
+]
+
+#: Generic prompts for "not the thing asked for": their mean similarity is subtracted from each unit's map.
+DEFAULT_BACKGROUND_PROMPTS = ("background", "a plain background", "the background of the video")
 
 #: Words that carry no visual referent here. Besides the usual English function words, this lists filler of
 #: video captions ("video", "clip", "shows") so "a video of a red circle" reduces to "red circle".
@@ -158,6 +177,8 @@ def segment(
     threshold: float = 0.5,
     level: int = -1,
     crf: bool | CRFParams = False,
+    centre_tokens: bool = True,
+    background_prompts: Sequence[str] | None = DEFAULT_BACKGROUND_PROMPTS,
 ) -> SegmentationResult:
     """Segment what ``query`` describes in ``video`` (see the module docstring).
 
@@ -167,15 +188,24 @@ def segment(
         threshold: in (0, 1), applied to the per-unit rescaled similarity (or CRF marginals).
         level: pyramid level of the tokens (paper: the finest, -1).
         crf: ``True`` (default parameters) or a :class:`CRFParams` to refine each unit's map.
+        centre_tokens: subtract each latent frame's mean token embedding before the cosine.
+        background_prompts: texts whose mean similarity is subtracted from every unit's map; ``None`` or ``()``
+            compares each unit with the tokens alone.
     """
     if not 0.0 < float(threshold) < 1.0:
         raise InvalidInputError(f"threshold must lie in (0, 1) (it applies to rescaled similarities), got {threshold!r}.")
     unit_list = check_texts(list(units), "units") if units is not None else semantic_units(query)
     frames, _ = as_video_tensor(video)
     _, num_frames, height, width = frames.shape
-    tokens = video_features(model, frames, pooling="token", level=level)  # [t, h, w, D]
+    tokens = video_features(model, frames, pooling="token", level=level, normalize=False)  # [t, h, w, D]
+    if centre_tokens:
+        tokens = tokens - tokens.mean(dim=(1, 2), keepdim=True)
+    tokens = F.normalize(tokens, dim=-1)
     text = embed_texts(model, unit_list)  # [U, D]
     token_maps = torch.einsum("thwd,ud->uthw", tokens, text)
+    if background_prompts:
+        background = embed_texts(model, check_texts(list(background_prompts), "background_prompts"))  # [B, D]
+        token_maps = token_maps - torch.einsum("thwd,bd->thw", tokens, background).div(len(background))[None]
     temporal, spatial = grid_factors(model, level)
     similarity = upsample_token_maps(token_maps, num_frames, height, width, temporal, spatial)
     probabilities = _rescale(similarity)
