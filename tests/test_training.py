@@ -103,6 +103,18 @@ def test_unknown_training_argument_is_refused(tmp_path):
         training_arguments(run)
 
 
+def test_yaml_number_strings_become_numbers_and_words_are_refused(tmp_path):
+    """YAML 1.1 reads 3e-4 as a string: it must reach AdamW as a float, and a word must be one ConfigError."""
+    from pyratok_hf.training.trainer import training_arguments
+
+    run = RunConfig.from_dict({"data": {"train": "x"}, "output_dir": str(tmp_path), "training": {"learning_rate": "3e-4", "max_steps": "20"}})
+    args = training_arguments(run)
+    assert args.learning_rate == pytest.approx(3e-4) and args.max_steps == 20 and isinstance(args.max_steps, int)
+    run = RunConfig.from_dict({"data": {"train": "x"}, "output_dir": str(tmp_path), "training": {"learning_rate": "fast"}})
+    with pytest.raises(ConfigError, match="learning_rate"):
+        training_arguments(run)
+
+
 # ----------------------------------------------------------------------------- masking
 def test_masking_keeps_first_frame_and_masks_about_thirty_percent():
     torch.manual_seed(0)
@@ -157,6 +169,29 @@ def test_stage2_run_with_a_prior_trains_with_l_ar(tmp_path, corpus):
     assert ar and all(v > 0 for v in ar), summary["log_history"]
     reloaded = PyraTokPriorModel.from_pretrained(tmp_path / "prior")
     assert all(torch.equal(p, before[n]) for n, p in reloaded.named_parameters())  # the prior stays frozen
+
+
+def test_freeze_tokens_trains_the_decoder_and_keeps_every_token_id(tmp_path, corpus):
+    """freeze_tokens: a decoder fine-tune after a prior was trained on the ids must not change any id."""
+    from pyratok_hf import PyraTokModel
+    from pyratok_hf.training.trainer import train
+
+    first = write_run(tmp_path / "a.yaml", corpus, tmp_path / "a", training={"max_steps": 2, "save_steps": 2})
+    train(RunConfig.from_file(str(first)))
+    frozen = write_run(tmp_path / "b.yaml", corpus, tmp_path / "b", model={"init_from": str(tmp_path / "a" / "final")},
+                       freeze_tokens=True, train_decoder=True, lora={"enabled": False}, training={"max_steps": 3, "learning_rate": 1e-2})
+    summary = train(RunConfig.from_file(str(frozen)))
+    before, after = PyraTokModel.from_pretrained(str(tmp_path / "a" / "final")), PyraTokModel.from_pretrained(str(tmp_path / "b" / "final"))
+    changed = {n for n, p in after.state_dict().items() if not torch.equal(p, before.state_dict()[n])}
+    assert changed and all(n.startswith(("backbone.vae.decoder.", "backbone.vae.post_quant_conv.")) for n in changed), sorted(changed)[:5]
+    assert summary["trainable_parameters"] < summary["total_parameters"]
+    torch.manual_seed(0)
+    clip = torch.rand(1, 3, 5, 32, 32) * 2 - 1
+    with torch.no_grad():
+        ids_before, ids_after = before.encode(clip, text="a red circle").token_ids, after.encode(clip, text="a red circle").token_ids
+    assert all(torch.equal(a, b) for a, b in zip(ids_before, ids_after))
+    with pytest.raises(ConfigError, match="freeze_tokens"):
+        RunConfig.from_dict({"data": {"train": "x"}, "freeze_tokens": True, "train_decoder": True})  # LoRA still on
 
 
 def test_resuming_a_checkpoint_of_another_model_is_one_typed_error(tmp_path, corpus):

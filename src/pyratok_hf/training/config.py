@@ -12,6 +12,7 @@ model:
   backbone_subfolder: null
 lora: {enabled: true, rank: 16, alpha: 32, dropout: 0.0, target_modules: null}   # null = encoder 3x3x3 convs
 train_decoder: false       # the paper keeps the decoder frozen
+freeze_tokens: false       # true: only the decoder trains; every token id stays as it was (a trained prior stays valid)
 prior: null                # stage 2: a PyraTokPriorModel folder supplying L_AR
 data:
   train: data/corpus/train
@@ -59,6 +60,7 @@ class RunConfig:
     lora: dict = field(default_factory=lambda: {"enabled": True, "rank": 16, "alpha": 32, "dropout": 0.0, "target_modules": None})
     train_decoder: bool = False
     train_backbone: bool = False
+    freeze_tokens: bool = False
     prior: str | None = None
     data: dict = field(default_factory=dict)
     masking: dict | None = None
@@ -103,6 +105,11 @@ class RunConfig:
             raise ConfigError(f"task must be 'tokenizer' or 'backbone', got {self.task!r}.")
         if not self.data.get("train"):
             raise ConfigError("data.train is required: a videofolder, a datasets folder or tar shards.")
+        if self.freeze_tokens and (self.train_backbone or not self.train_decoder or (self.lora or {}).get("enabled", True)):
+            raise ConfigError(
+                "freeze_tokens trains the decoder alone: set train_decoder: true, train_backbone: false and "
+                "lora: {enabled: false} (the encoder, its LoRA and LaPQ decide the token ids)."
+            )
         if self.masking:
             for key in ("frame_ratio", "spatial_ratio"):
                 value = self.masking.get(key, 0.0)

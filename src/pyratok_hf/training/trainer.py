@@ -20,6 +20,7 @@ import logging
 import os
 import time
 from collections import defaultdict
+from typing import Any
 
 import torch
 from torch import nn
@@ -195,6 +196,12 @@ def build_tokenizer_model(run: RunConfig):
                 rank=lora.get("rank", 16), alpha=lora.get("alpha", 32), dropout=lora.get("dropout", 0.0),
                 target_modules=lora.get("target_modules"),
             )
+    if run.freeze_tokens:
+        # The ids depend on the encoder, LaPQ (each level's proj_out feeds the next level's residual) and the
+        # text projection its levels attend to; only the decoder side of the backbone may move.
+        model.requires_grad_(False)
+        model.backbone.vae.decoder.requires_grad_(True)
+        model.backbone.vae.post_quant_conv.requires_grad_(True)
     if run.prior:
         from ..prior import PriorARLoss, PyraTokPriorModel
 
@@ -247,8 +254,30 @@ def training_arguments(run: RunConfig) -> TrainingArguments:
     unknown = sorted(k for k in values if k not in fields and k not in ("save_safetensors", "logging_dir"))
     if unknown:
         raise ConfigError(f"training: {unknown} are not transformers.TrainingArguments fields.")
-    values = {k: v for k, v in values.items() if k in fields}
-    return TrainingArguments(**values)
+    values = {k: _numeric_setting(k, v, fields[k].default) for k, v in values.items() if k in fields}
+    try:
+        return TrainingArguments(**values)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"training: {' '.join(str(error).split())}") from None
+
+
+def _numeric_setting(key: str, value: Any, default: Any) -> Any:
+    """Numbers for TrainingArguments' numeric fields.
+
+    YAML 1.1 reads ``3e-4`` (no dot) as the string "3e-4", which would otherwise reach AdamW as a string and
+    fail deep inside the Trainer; such strings are converted, anything else non-numeric is a ConfigError.
+    """
+    if isinstance(default, bool) or not isinstance(default, (int, float)) or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(f"training.{key} must be a number, got {value!r}.") from None
+        return int(number) if isinstance(default, int) and number.is_integer() else number
+    if not isinstance(value, (int, float)):
+        raise ConfigError(f"training.{key} must be a number, got {value!r}.")
+    return value
 
 
 def logging_dir(run: RunConfig) -> str:
