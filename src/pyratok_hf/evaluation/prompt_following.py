@@ -38,6 +38,7 @@ __all__ = [
     "analyse_video",
     "colour_direction_prompts",
     "check_prompt",
+    "sample_colour_direction_prompts",
     "parse_caption",
     "prompt_following_report",
 ]
@@ -227,6 +228,34 @@ def colour_direction_prompts() -> list[str]:
         f"a large {colour} {shapes[i % 3]} moves {directions[i % 4]} on a {backgrounds[(i // 2) % 4]} background"
         for i, colour in enumerate(colours)
     ]
+
+
+def sample_colour_direction_prompts(count: int, seed: int = 0, size: str = "large") -> list[str]:
+    """``count`` random prompts in the corpus's own words: a colour, shape and direction, a background it
+    stands out from, and the corpus's phrasings ("a big cyan square slides to the left against a gray
+    backdrop"). Colours and directions cycle so every colour and direction appear about equally often.
+
+    A wider, seeded prompt set than :func:`colour_direction_prompts`, for measuring a generator on prompts
+    nobody chose by hand (``benchmarks/bench_t2v_prompt_following.py --num-prompts N --prompt-seed S``).
+    """
+    from ..data.corpus import _BACKGROUND_PHRASES, _MOVE_PHRASES, _SIZE_WORDS, BACKGROUNDS, COLORS, SHAPES, _contrast_ok
+
+    if not isinstance(count, int) or count < 1:
+        raise InvalidInputError(f"count must be a positive integer, got {count!r}.")
+    if size not in _SIZE_WORDS:
+        raise InvalidInputError(f"size must be one of {sorted(_SIZE_WORDS)}, got {size!r}.")
+    rng = random.Random(seed)
+    colours, directions = list(COLORS), ["right", "left", "up", "down"]
+    rng.shuffle(colours)
+    prompts = []
+    for i in range(count):
+        colour, direction = colours[i % len(colours)], directions[(i + i // len(colours)) % len(directions)]
+        backgrounds = [b for b in BACKGROUNDS if b["kind"] == "solid" and _contrast_ok(COLORS[colour], b)]
+        background = rng.choice(backgrounds)["name"]
+        noun = f"a {rng.choice(_SIZE_WORDS[size])} {colour} {rng.choice(SHAPES)}"
+        where = rng.choice(_BACKGROUND_PHRASES).format(name=background)
+        prompts.append(f"{noun} {rng.choice(_MOVE_PHRASES[direction])} {where}")
+    return prompts
 
 
 def _derangement(count: int, seed: int) -> list[int]:
