@@ -1,7 +1,7 @@
 """Train the tiny text-to-video token prior on a frozen tokenizer, then assemble the pipeline folder.
 
     python examples/recipes/train_tiny_prior.py --tokenizer runs/t2v-tokenizer/final \
-        --data data/t2v-procedural/train --output runs/tiny-prior --steps 3000 --eval-every 250
+        --data data/t2v-centred/train --output runs/tiny-prior --steps 1500 --eval-every 250
 
 Every ``--eval-every`` steps the prior samples the 8 colour/direction prompts
 (``pyratok_hf.evaluation.prompt_following.colour_direction_prompts``), the tokenizer decodes them and the
@@ -19,7 +19,7 @@ import sys
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tokenizer", default="runs/t2v-tokenizer/final")
-    parser.add_argument("--data", default="data/t2v-procedural/train")
+    parser.add_argument("--data", default="data/t2v-centred/train")
     parser.add_argument("--output", default="runs/tiny-prior")
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--batch-size", type=int, default=16)
@@ -30,6 +30,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--mode", choices=("next_scale", "token"), default="next_scale",
                         help="the prior's order: one pass per level (fast sampling) or token by token (coherent levels)")
+    parser.add_argument("--init-prior", default=None,
+                        help="continue this prior folder (fresh AdamW, the given --lr and schedule) instead of a new one")
     parser.add_argument("--flip-copies", action="store_true",
                         help="add a horizontally flipped copy of every clip, 'left' and 'right' swapped in its caption")
     args = parser.parse_args(argv)
@@ -39,7 +41,7 @@ def main(argv=None) -> int:
     from pyratok_hf import PyraTokModel
     from pyratok_hf.data.datasets import VideoFolderDataset
     from pyratok_hf.evaluation.prompt_following import colour_direction_prompts, prompt_following_report
-    from pyratok_hf.prior import PyraTokPriorConfig
+    from pyratok_hf.prior import PyraTokPriorConfig, PyraTokPriorModel
     from pyratok_hf.prior.training import build_t2v_pipeline, load_text_encoder, train_prior
     from pyratok_hf.prior.text import encode_prompts
 
@@ -66,7 +68,8 @@ def main(argv=None) -> int:
 
     prior = train_prior(
         tokenizer, data, os.path.join(args.output, "final"), steps=args.steps, batch_size=args.batch_size,
-        prior_config=PyraTokPriorConfig.for_tokenizer(tokenizer.config, mode=args.mode),
+        prior=PyraTokPriorModel.from_pretrained(args.init_prior) if args.init_prior else None,
+        prior_config=None if args.init_prior else PyraTokPriorConfig.for_tokenizer(tokenizer.config, mode=args.mode),
         lr=args.lr, warmup_steps=100, num_frames=17, height=64, width=64, num_threads=args.threads, seed=0,
         text_encoder=text_encoder, text_tokenizer=text_tokenizer, eval_fn=prompt_following, eval_every=args.eval_every,
         save_every=args.eval_every,
