@@ -283,6 +283,7 @@ def test_segment_centres_tokens_and_contrasts_with_background():
     centred = _designed_iou(centre_tokens=True, background_prompts=None)
     contrasted = _designed_iou(centre_tokens=False, background_prompts=["background"])
     full = _designed_iou(background_prompts=["background"])
+    assert _designed_iou(background_prompts="background") == full  # one prompt may be a plain string
     assert full > 0.5 and full > max(plain, centred, contrasted) + 0.1, (plain, centred, contrasted, full)
     with pytest.raises(InvalidInputError):
         segment(_DesignedEmbedder(), torch.zeros(3, 9, 32, 32), "red circle", background_prompts=["  "])

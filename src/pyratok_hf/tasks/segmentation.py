@@ -189,8 +189,8 @@ def segment(
         level: pyramid level of the tokens (paper: the finest, -1).
         crf: ``True`` (default parameters) or a :class:`CRFParams` to refine each unit's map.
         centre_tokens: subtract each latent frame's mean token embedding before the cosine.
-        background_prompts: texts whose mean similarity is subtracted from every unit's map; ``None`` or ``()``
-            compares each unit with the tokens alone.
+        background_prompts: a text or texts whose mean similarity is subtracted from every unit's map; ``None``
+            or ``()`` compares each unit with the tokens alone.
     """
     if not 0.0 < float(threshold) < 1.0:
         raise InvalidInputError(f"threshold must lie in (0, 1) (it applies to rescaled similarities), got {threshold!r}.")
@@ -198,13 +198,14 @@ def segment(
     frames, _ = as_video_tensor(video)
     _, num_frames, height, width = frames.shape
     tokens = video_features(model, frames, pooling="token", level=level, normalize=False)  # [t, h, w, D]
-    if centre_tokens:
+    if centre_tokens and tokens.shape[1] * tokens.shape[2] > 1:  # a one-token frame has nothing to stand out from
         tokens = tokens - tokens.mean(dim=(1, 2), keepdim=True)
     tokens = F.normalize(tokens, dim=-1)
     text = embed_texts(model, unit_list)  # [U, D]
     token_maps = torch.einsum("thwd,ud->uthw", tokens, text)
     if background_prompts:
-        background = embed_texts(model, check_texts(list(background_prompts), "background_prompts"))  # [B, D]
+        prompts = [background_prompts] if isinstance(background_prompts, str) else list(background_prompts)
+        background = embed_texts(model, check_texts(prompts, "background_prompts"))  # [B, D]
         token_maps = token_maps - torch.einsum("thwd,bd->thw", tokens, background).div(len(background))[None]
     temporal, spatial = grid_factors(model, level)
     similarity = upsample_token_maps(token_maps, num_frames, height, width, temporal, spatial)
