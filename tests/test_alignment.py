@@ -137,3 +137,37 @@ def test_classification_task_needs_a_video_and_labels(tmp_path, capsys):
     assert "--video" in capsys.readouterr().err
     assert cli_main(["-q", "evaluate", "--task", "retrieval", "--output", str(tmp_path)]) == 2
     assert "--data" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- stage 2b (the recipe)
+def test_frame_alignment_recipe_switches_the_fuse_grid_and_trains_only_lapq_and_the_video_head(tmp_path):
+    """examples/recipes/train_frame_alignment.py end to end on a tiny corpus: 2 steps, every output written."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    data = tmp_path / "corpus"
+    build_corpus(data, seed=9, city_clip=None, num_train=4, num_val=2, num_long_train=2, num_long_val=2,
+                 size=(32, 32), num_frames=9, long_num_frames=(25,), progress=False)
+    start = make_tiny_model(codebook_bits=8, causal_window_frames=9)
+    start.save_pretrained(tmp_path / "tokenizer")
+    recipe = Path(__file__).resolve().parents[1] / "examples" / "recipes" / "train_frame_alignment.py"
+    spec = importlib.util.spec_from_file_location("train_frame_alignment", recipe)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "run"
+    args = ["--tokenizer", str(tmp_path / "tokenizer"), "--data", str(data), "--select", str(data), "--output", str(out),
+            "--steps", "2", "--eval-every", "1", "--short-batch", "2", "--long-batch", "2", "--rank-weight", "1",
+            "--cache", str(tmp_path / "cache.pt")]
+    assert module.main(args) == 0
+    history = json.loads((out / "history.json").read_text())
+    assert [row["step"] for row in history["eval"]] == [1, 2]
+    assert all(0.0 <= row["localization_mAP"] <= 1.0 and row["latent_mse_to_old"] >= 0 for row in history["eval"])
+    assert all(row["rank"] > 0 for row in history["train"])  # the within-clip term was on
+    trained = PyraTokModel.from_pretrained(out / "model")
+    assert trained.config.level_fuse_grid == "latent"
+    before, after = start.state_dict(), trained.state_dict()
+    changed = {name.split(".")[0] for name in before if not torch.equal(before[name], after[name])}
+    assert changed and changed <= {"lapq", "video_projection", "level_embedding"}
+    assert (tmp_path / "cache.pt").is_file()  # a second run starts from the cache
+    assert module.main(args[:-2] + ["--output", str(tmp_path / "run2"), "--cache", str(tmp_path / "cache.pt")]) == 0

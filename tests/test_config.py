@@ -66,6 +66,7 @@ def test_codebook_size_is_exact_for_64_bits():
         ({"lateral_stages": [4, 2, 1, 0]}, "do not exist"),
         ({"layout": "pyramidal"}, "layout"),
         ({"upsample_mode": "bicubic"}, "upsample_mode"),
+        ({"level_fuse_grid": "tokens"}, "level_fuse_grid"),
         ({"text_pooling": "max"}, "text_pooling"),
         ({"num_attention_heads": 5}, "divisible"),
         ({"latents_mean": [0.0] * 15}, "latents_mean"),

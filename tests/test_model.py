@@ -64,6 +64,29 @@ def test_default_pyramid_spans_different_resolutions(model):
     assert len(set(grids)) == 4
 
 
+def test_fuse_on_latent_grid_keeps_parameters_and_grids_and_pools_after_the_convs():
+    level_model = make_tiny_model(level_fuse_grid="level")
+    latent_model = make_tiny_model(level_fuse_grid="latent")
+    # Same parameters: a checkpoint of either mode loads into the other (the recipe that switches modes relies on it).
+    assert {k: v.shape for k, v in level_model.state_dict().items()} == {k: v.shape for k, v in latent_model.state_dict().items()}
+    latent_model.load_state_dict(level_model.state_dict())
+    video = random_video(1, 3, 5, 32, 32, seed=3)
+    with torch.no_grad():
+        by_level, by_latent = level_model.encode(video), latent_model.encode(video)
+    assert [t.shape for t in by_level.token_ids] == [t.shape for t in by_latent.token_ids]
+    # The finest level's grid is the latent grid: the two modes only differ from the coarser levels on.
+    z, laterals = latent_model._encode_continuous(latent_model._pad(video))
+    assert all(lat.shape[-2:] == z.shape[-2:] for lat in laterals)  # laterals stay on the latent grid
+    level0 = latent_model.lapq.levels[0]
+    grid = latent_model.lapq.grids(tuple(z.shape[2:]))[0]
+    assert grid[1:] == (1, 1)  # 32 px -> a 4x4 latent grid -> one coarsest token per latent frame
+    with torch.no_grad():
+        logits, _ = level0(z, laterals[0], None, None, None, grid)
+        fused = level0._tokens(z, laterals[0], None)  # convs on the latent grid ...
+        expected = level0.to_bits(fused.mean(dim=(3, 4)).transpose(1, 2))  # ... then pooled onto the level's grid
+    torch.testing.assert_close(logits.reshape(expected.shape), expected)
+
+
 def test_decode_from_ids_equals_decode_from_latents(model):
     video = random_video(1, 3, 5, 32, 32, seed=2)
     with torch.no_grad():

@@ -43,9 +43,9 @@ def _whole(model, video, **kwargs):
         return model.encode(video, **kwargs)
 
 
-@pytest.mark.parametrize("chunk", [1, 3])
-def test_streaming_ids_equal_whole_clip_with_text(chunk):
-    model = make_tiny_model(codebook_bits=16)
+@pytest.mark.parametrize("chunk,fuse_grid", [(1, "level"), (3, "level"), (3, "latent")])
+def test_streaming_ids_equal_whole_clip_with_text(chunk, fuse_grid):
+    model = make_tiny_model(codebook_bits=16, level_fuse_grid=fuse_grid)
     video = random_video(2, 3, 19, 32, 48)  # T=19 pads to 21 -> 6 latent frames (chunks of 3: 3 + 3)
     text = random_text_embeds(2)
     whole = _whole(model, video, text_embeds=text)
@@ -69,8 +69,9 @@ def test_frame_iterator_matches_tensor_input_and_pads_odd_sizes():
     assert _mismatch(from_tensor[0], whole.token_ids) <= ID_MISMATCH_TOLERANCE
 
 
-def test_streaming_with_spatial_tiling_matches_tiled_whole_clip():
-    model = make_tiny_model(codebook_bits=16)
+@pytest.mark.parametrize("fuse_grid", ["level", "latent"])
+def test_streaming_with_spatial_tiling_matches_tiled_whole_clip(fuse_grid):
+    model = make_tiny_model(codebook_bits=16, level_fuse_grid=fuse_grid)
     model.enable_tiling(64, 64, 48, 48)  # a 96x136 frame -> 2x3 encoder tiles (origins on the 8-cell grid)
     video = random_video(1, 3, 9, 96, 136)
     whole = _whole(model, video)

@@ -127,6 +127,22 @@ def test_feature_frame_index_follows_the_causal_encoder():
     assert feature_frame_index(5, 5, 1).tolist() == [0, 1, 2, 3, 4]
 
 
+def test_feature_frame_index_restarts_in_every_causal_window():
+    # 17-frame windows -> 5 latent frames each; the second window's first frame (18th) has a latent frame alone
+    index = feature_frame_index(30, 9, 4, causal_window_frames=17).tolist()
+    assert index[:17] == [0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4]
+    assert index[17:] == [5, 6, 6, 6, 6, 7, 7, 7, 7, 8, 8, 8, 8]  # 13 frames: the last window, padded to 13
+    assert feature_frame_index(17, 5, 4, causal_window_frames=17).tolist() == feature_frame_index(17, 5, 4).tolist()
+    # it agrees with the model's own latent frame count for any length
+    from pyratok_hf import PyraTokConfig
+
+    config = PyraTokConfig.from_preset("pyratok-tiny", causal_window_frames=17)
+    for frames in (1, 16, 17, 18, 34, 49, 50, 97):
+        latent = config.latent_num_frames(frames)
+        index = feature_frame_index(frames, latent, 4, causal_window_frames=17)
+        assert int(index[-1]) == latent - 1 and len(index) == frames
+
+
 def test_smooth_scores_and_find_segments():
     curve = np.array([0, 0, 3, 3, 3, 0, 0], dtype=float)
     smoothed = smooth_scores(curve, 3)

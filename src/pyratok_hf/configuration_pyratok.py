@@ -150,6 +150,11 @@ class PyraTokConfig(PretrainedConfig):
         level_temporal_downsample (`list[int]`): the same along time (1 keeps frame-level latent resolution).
         level_scales (`list[float]`): multiplier on each level's contribution to the latent (release: 2^-l).
         level_hidden_dim (`int`): width of each level block's Conv3d / attention.
+        level_fuse_grid (`str`): where a level's fuse convs run. ``"level"`` (earlier releases): the inputs are
+            average-pooled onto the level's token grid first, so a coarse token only sees pooled features.
+            ``"latent"``: the convs run on the latent grid and their output is pooled onto the level's grid, so
+            a coarse token can carry what a small region shows (a small object's motion) instead of an average
+            that erases it. The parameters are the same in both modes.
         codebook_bits (`int`): K, bits per token; one binary codebook of 2^K codes shared by all levels.
             Nothing of size 2^K is ever allocated, so K may be up to 64.
         upsample_mode (`str`): how a level's code grid is resized to the latent grid (``"nearest"`` or
@@ -222,6 +227,7 @@ class PyraTokConfig(PretrainedConfig):
     level_temporal_downsample: list[int] | tuple[int, ...] | None = None
     level_scales: list[int | float] | tuple[int | float, ...] | None = None
     level_hidden_dim: int = 256
+    level_fuse_grid: str = "level"
     codebook_bits: int = 16
     upsample_mode: str = "nearest"
     detach_residual: bool = False
@@ -356,6 +362,7 @@ class PyraTokConfig(PretrainedConfig):
     def validate_choices(self) -> None:
         """Fields that name one of a few options, and what the chosen layout requires."""
         for name, options in (("layout", ("pyramid", "release")), ("upsample_mode", ("nearest", "trilinear")),
+                              ("level_fuse_grid", ("level", "latent")),
                               ("text_pooling", ("mean", "cls")), ("id_bit_order", ("lsb", "msb"))):  # fmt: skip
             if getattr(self, name) not in options:
                 raise ConfigError(f"{name} must be one of {', '.join(repr(o) for o in options)}, got {getattr(self, name)!r}.")

@@ -6,9 +6,11 @@ Level l (coarse to fine) sees three inputs, as in the paper's q(l) = Q_l(q(l-1),
 * a lateral feature F(l) from one encoder stage (deep stage -> coarse level),
 * the previous level's codes q(l-1),
 
-all resampled to the level's token grid. A Conv3d block fuses them, visual tokens cross-attend to the text
-states, a projection gives K logits per token, and sign quantization maps each token into the one shared
-K-bit codebook. The level's codes are projected back to latent channels, upsampled to the latent grid and
+all resampled to the level's token grid (``level_fuse_grid="level"``), or to the latent grid with the fused
+features pooled onto the level's grid afterwards (``"latent"``: a coarse token then summarises what the convs saw
+at full resolution, such as a small object's motion, instead of fusing an average that erased it). A Conv3d
+block fuses them, visual tokens cross-attend to the text states, a projection gives K logits per token, and
+sign quantization maps each token into the one shared K-bit codebook. The level's codes are projected back to latent channels, upsampled to the latent grid and
 subtracted from the residual; the sum over levels is the quantized latent the backbone decoder consumes.
 
 Decoding needs only the codes: ``codes -> proj_out -> upsample -> sum``. The level convs are per frame in
@@ -164,9 +166,13 @@ class QuantizerLevel(GradientCheckpointingLayer, abc.ABC):
         prev_codes: torch.Tensor | None,
         text: torch.Tensor | None,
         text_mask: torch.Tensor | None,
+        grid: tuple[int, int, int] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inputs already on this level's grid (``[B, C, t, h, w]``); returns ``(logits, codes)`` channel-last."""
+        """Inputs ``[B, C, t, h, w]`` on one common grid; returns ``(logits, codes)`` channel-last on ``grid``
+        (the fused tokens are average-pooled onto it when they are finer; ``None``: the inputs' grid)."""
         tokens = self._tokens(residual, lateral, prev_codes)
+        if grid is not None and tuple(tokens.shape[2:]) != tuple(grid):
+            tokens = resize_causal(tokens, grid)
         b, c, t, h, w = tokens.shape
         seq = tokens.flatten(2).transpose(1, 2)  # [B, t*h*w, C]
         if text is not None and self.text_attention is not None and self.text_condition_scale != 0:
@@ -290,13 +296,25 @@ class LaPQ(nn.Module):
             for l in range(self.num_levels)
         ]
 
+    @property
+    def fuses_on_latent_grid(self) -> bool:
+        return getattr(self.config, "level_fuse_grid", "level") == "latent"
+
+    def fuse_grids(self, latent_thw: tuple[int, int, int]) -> list[tuple[int, int, int]]:
+        """The grid each level's fuse convs run on: its token grid, or the latent grid (``level_fuse_grid``)."""
+        return [tuple(latent_thw)] * self.num_levels if self.fuses_on_latent_grid else self.grids(latent_thw)
+
+    def lateral_spatial_factors(self) -> list[int]:
+        """How much coarser than the latent grid each level's lateral input is, in space."""
+        return [1] * self.num_levels if self.fuses_on_latent_grid else list(self.config.level_spatial_downsample)
+
     def pool_laterals(self, features: dict[int, torch.Tensor], latent_thw) -> list[torch.Tensor | None]:
-        """Each level's lateral feature on its token grid (``None`` when the layout has no taps)."""
+        """Each level's lateral feature on its fuse grid (``None`` when the layout has no taps)."""
         if not self.config.lateral_stages:
             return [None] * self.num_levels
         return [
             resize_causal(features[stage], grid, "nearest")
-            for stage, grid in zip(self.config.lateral_stages, self.grids(latent_thw))
+            for stage, grid in zip(self.config.lateral_stages, self.fuse_grids(latent_thw))
         ]
 
     def _upsample(self, x: torch.Tensor, latent_thw) -> torch.Tensor:
@@ -312,16 +330,16 @@ class LaPQ(nn.Module):
     ) -> tuple[torch.Tensor, list[LevelOutput]]:
         """Quantize ``latent`` ``[B, z, T', H', W']``; returns (quantized latent, per-level outputs)."""
         latent_thw = tuple(latent.shape[2:])
-        grids = self.grids(latent_thw)
+        grids, fuse_grids = self.grids(latent_thw), self.fuse_grids(latent_thw)
         residual = latent
         quantized = torch.zeros_like(latent)
         prev_codes = None
         outputs: list[LevelOutput] = []
         for l in range(num_levels or self.num_levels):
             level = self.levels[l]
-            grid = grids[l]
-            prev = resize_causal(prev_codes.movedim(-1, 1), grid, "nearest") if prev_codes is not None and level.uses_previous_codes else None
-            inputs = (resize_causal(residual, grid), laterals[l], prev, text, text_mask)
+            grid, fuse_grid = grids[l], fuse_grids[l]
+            prev = resize_causal(prev_codes.movedim(-1, 1), fuse_grid, "nearest") if prev_codes is not None and level.uses_previous_codes else None
+            inputs = (resize_causal(residual, fuse_grid), laterals[l], prev, text, text_mask, grid)
             logits, codes = level(*inputs)
             contribution = self._upsample(level.codes_to_latent(codes), latent_thw) * self.config.level_scales[l]
             contribution = contribution.to(latent.dtype)

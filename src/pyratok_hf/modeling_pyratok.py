@@ -1153,7 +1153,7 @@ class PyraTokCore:
         rows = _tile_origins(full_hw[0], tile_h, stride_h)
         cols = _tile_origins(full_hw[1], tile_w, stride_w)
         latent_canvas = _Canvas(1)
-        lateral_canvases = [_Canvas(f) for f in c.level_spatial_downsample]
+        lateral_canvases = [_Canvas(f) for f in self.lapq.lateral_spatial_factors()]
         stages = list(c.lateral_stages)
         for r_i, r in enumerate(rows):
             for c_i, col in enumerate(cols):

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidInputError
-from .retrieval import as_video_tensor, check_texts, embed_texts, feature_frame_index, grid_factors, video_features
+from .retrieval import as_video_tensor, causal_window_frames, check_texts, embed_texts, feature_frame_index, grid_factors, video_features
 
 __all__ = [
     "LocalizationResult",
@@ -317,7 +317,7 @@ def frame_scores_for_queries(model: Any, video: Any, queries: Sequence[str], lev
     text = embed_texts(model, queries)  # [Q, D]
     latent_scores = text @ per_latent.T  # [Q, t]
     temporal, _ = grid_factors(model, level)
-    index = feature_frame_index(frames.shape[1], per_latent.shape[0], temporal)
+    index = feature_frame_index(frames.shape[1], per_latent.shape[0], temporal, causal_window_frames(model))
     return latent_scores[:, index], fps
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "classify",
     "embed_texts",
     "embed_videos",
+    "causal_window_frames",
     "feature_frame_index",
     "grid_factors",
     "model_device",
@@ -203,19 +204,33 @@ def grid_factors(model: Any, level: int) -> tuple[int, int]:
     return int(config.temporal_compression) * int(temporal_down[level]), int(config.spatial_compression) * int(spatial_down[level])
 
 
-def feature_frame_index(num_frames: int, num_feature_frames: int, temporal_compression: int) -> torch.Tensor:
+def causal_window_frames(model: Any) -> int | None:
+    """Frames per independent causal encoder window of ``model`` (``None``: the clip is one window)."""
+    return getattr(getattr(model, "config", None), "causal_window_frames", None)
+
+
+def feature_frame_index(
+    num_frames: int, num_feature_frames: int, temporal_compression: int, causal_window_frames: int | None = None
+) -> torch.Tensor:
     """For every input frame, the index of the feature (latent) frame that covers it: ``LongTensor [T]``.
 
     The causal video encoder maps input frame 0 alone to latent frame 0 and frames ``4i-3 .. 4i`` to latent
-    frame ``i`` (for a temporal compression of 4), i.e. latent index ``ceil(f / 4)``. When a level further
-    downsamples time, latent indices are spread proportionally over that level's frames.
+    frame ``i`` (for a temporal compression of 4), i.e. latent index ``ceil(f / 4)``. A model that encodes long
+    clips as independent causal windows (``config.causal_window_frames``, e.g. 17 frames -> 5 latent frames)
+    restarts that pattern in every window: the window's first frame has a latent frame of its own. When a level
+    further downsamples time, latent indices are spread proportionally over that level's frames.
     """
     if num_frames < 1 or num_feature_frames < 1:
         raise InvalidInputError(f"need at least one frame, got {num_frames} input and {num_feature_frames} feature frames.")
-    frames = torch.arange(num_frames)
     factor = max(int(temporal_compression), 1)
-    latent = torch.div(frames + factor - 1, factor, rounding_mode="floor")  # ceil(f / factor)
-    num_latent = 1 + math.ceil((num_frames - 1) / factor)
+    window = int(causal_window_frames) if causal_window_frames else num_frames
+    latent, offset = [], 0
+    for start in range(0, num_frames, window):
+        local = torch.arange(min(window, num_frames - start))
+        latent.append(offset + torch.div(local + factor - 1, factor, rounding_mode="floor"))  # ceil(f / factor)
+        offset += 1 + math.ceil((window - 1) / factor)  # a full window; only the last one can be shorter
+    latent = torch.cat(latent)
+    num_latent = int(latent[-1]) + 1
     if num_feature_frames != num_latent:
         latent = torch.div(latent * num_feature_frames, num_latent, rounding_mode="floor")
     return latent.clamp(max=num_feature_frames - 1)

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from ..errors import InvalidInputError
 from .crf import CRFParams, refine_probabilities
-from .retrieval import as_video_tensor, check_texts, embed_texts, feature_frame_index, grid_factors, video_features
+from .retrieval import as_video_tensor, causal_window_frames, check_texts, embed_texts, feature_frame_index, grid_factors, video_features
 
 __all__ = [
     "DEFAULT_BACKGROUND_PROMPTS",
@@ -143,14 +143,18 @@ class SegmentationResult:
         return plot_heatmaps(self.probabilities, path, frames=frames, row_labels=self.units, masks=self.masks, max_frames=max_frames)
 
 
-def upsample_token_maps(maps: torch.Tensor, num_frames: int, height: int, width: int, temporal_factor: int, spatial_factor: int) -> torch.Tensor:
+def upsample_token_maps(
+    maps: torch.Tensor, num_frames: int, height: int, width: int, temporal_factor: int, spatial_factor: int,
+    causal_window_frames: int | None = None,
+) -> torch.Tensor:
     """``[U, t, h, w]`` token maps -> ``[U, T, H, W]`` pixel maps (nearest latent frame, bilinear in space).
 
     Space is upsampled by ``spatial_factor`` onto the padded canvas the encoder saw (``h * factor`` rows) and
-    cropped to ``H x W``, so each token's value sits over the pixels it was computed from.
+    cropped to ``H x W``, so each token's value sits over the pixels it was computed from. In time, frames
+    follow the encoder's causal windows (``causal_window_frames``, see :func:`feature_frame_index`).
     """
     units, t, h, w = maps.shape
-    index = feature_frame_index(num_frames, t, temporal_factor)
+    index = feature_frame_index(num_frames, t, temporal_factor, causal_window_frames)
     per_frame = maps[:, index]  # [U, T, h, w]
     canvas = (max(h * spatial_factor, height), max(w * spatial_factor, width))
     flat = per_frame.reshape(units * num_frames, 1, h, w).float()
@@ -208,7 +212,7 @@ def segment(
         background = embed_texts(model, check_texts(prompts, "background_prompts"))  # [B, D]
         token_maps = token_maps - torch.einsum("thwd,bd->thw", tokens, background).div(len(background))[None]
     temporal, spatial = grid_factors(model, level)
-    similarity = upsample_token_maps(token_maps, num_frames, height, width, temporal, spatial)
+    similarity = upsample_token_maps(token_maps, num_frames, height, width, temporal, spatial, causal_window_frames(model))
     probabilities = _rescale(similarity)
     refined = crf is not False and crf is not None
     if refined:
