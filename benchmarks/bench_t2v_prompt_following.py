@@ -7,12 +7,14 @@ background"; shapes and backgrounds rotate); ``--num-prompts N --prompt-seed S``
 own phrasings instead. Each video is judged by the weight-free checker
 (pyratok_hf.evaluation.prompt_following: colour of what moves, travel of its centroid); the same videos are
 also judged against a derangement of the prompts (chance level). Prints one row per (mode, guidance scale):
-colour and direction hits for matched and shuffled prompts, and seconds per video.
+colour and direction hits for matched and shuffled prompts, and seconds per video; then, summed over all rows,
+the colour hits per stated colour and what the misses were drawn as (where a pipeline fails).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import sys
@@ -61,6 +63,8 @@ def main(argv=None) -> int:
     pipe.set_progress_bar_config(disable=True)
     texts = colour_direction_prompts() if args.num_prompts is None else sample_colour_direction_prompts(args.num_prompts, args.prompt_seed)
     rows = []
+    per_colour: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])  # stated colour -> [hits, prompts]
+    drawn_as: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)  # stated -> detected, misses
     print("| mode | guidance | seed | colour (matched) | direction (matched) | colour (shuffled) | direction (shuffled) | s / video |")
     print("|---|---|---|---|---|---|---|---|")
     for mode in args.modes:
@@ -78,14 +82,25 @@ def main(argv=None) -> int:
                        "colour_shuffled": round(s["color_accuracy"] * s["num_color"]),
                        "direction_shuffled": round(s["direction_accuracy"] * s["num_direction"]), "n": len(texts)}
                 rows.append(row)
+                for check in report["per_video"]:
+                    if check["color_match"] is not None:
+                        per_colour[check["stated_color"]][0] += int(check["color_match"])
+                        per_colour[check["stated_color"]][1] += 1
+                        if not check["color_match"]:
+                            drawn_as[check["stated_color"]][check["detected_color"] or "nothing"] += 1
                 if args.picture and len(rows) == 1:
                     save_picture(videos, texts, args.picture)
                 print(f"| {mode} | {scale:g} | {seed} | {row['colour']}/{len(texts)} | {row['direction']}/{len(texts)} | "
                       f"{row['colour_shuffled']}/{len(texts)} | {row['direction_shuffled']}/{len(texts)} | {seconds:.2f} |", flush=True)
+    print("\ncolour hits per stated colour, all rows (misses drawn as):")
+    for colour, (hits, total) in sorted(per_colour.items()):
+        misses = ", ".join(f"{name} {n}" for name, n in drawn_as[colour].most_common())
+        print(f"  {colour:<7} {hits}/{total}" + (f"  ({misses})" if misses else ""))
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
-            json.dump({"prompts": texts, "rows": rows}, f, indent=1)
+            json.dump({"prompts": texts, "rows": rows, "per_colour": {c: {"hits": h, "prompts": n, "drawn_as": dict(drawn_as[c])}
+                                                          for c, (h, n) in per_colour.items()}}, f, indent=1)
     return 0
 
 

@@ -265,3 +265,33 @@ def test_text_to_video_scenes_are_single_centred_objects(tmp_path):
             assert obj["speed_px"] == 2
     with pytest.raises(ValueError, match="scenes"):
         build_corpus(tmp_path / "bad", scenes="movies", progress=False)
+
+
+def test_colour_subset_recipe_reweights_rows_and_links_the_clips(tmp_path):
+    """examples/recipes/make_colour_subset.py (train_t2v.sh's decoder legs): rows repeated or drawn per colour."""
+    import importlib.util
+    from collections import Counter
+    from pathlib import Path
+
+    source = tmp_path / "train"
+    for folder in ("procedural", "masks"):
+        (source / folder).mkdir(parents=True)
+    colours = ["red"] * 5 + ["green"] * 2 + ["blue"] * 3
+    with open(source / "metadata.jsonl", "w") as handle:
+        for i, colour in enumerate(colours):
+            handle.write(json.dumps({"file_name": f"procedural/{i}.mp4", "objects": [{"color": colour}]}) + "\n")
+    recipe = Path(__file__).resolve().parents[1] / "examples" / "recipes" / "make_colour_subset.py"
+    spec = importlib.util.spec_from_file_location("make_colour_subset", recipe)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    assert module.main([str(source), str(tmp_path / "uni"), "--per-colour", "4"]) == 0
+    uni = rows(tmp_path / "uni" / "metadata.jsonl")
+    assert Counter(r["objects"][0]["color"] for r in uni) == {"red": 4, "green": 4, "blue": 4}
+    assert Counter(r["file_name"] for r in uni if r["objects"][0]["color"] == "green") == {"procedural/5.mp4": 2, "procedural/6.mp4": 2}
+    assert os.path.realpath(tmp_path / "uni" / "procedural") == os.path.realpath(source / "procedural")
+
+    assert module.main([str(source), str(tmp_path / "rep"), "--repeat", "green=3", "--others", "1"]) == 0
+    assert Counter(r["objects"][0]["color"] for r in rows(tmp_path / "rep" / "metadata.jsonl")) == {"green": 6, "red": 1, "blue": 1}
+    with pytest.raises(SystemExit):  # an unknown colour is refused, not silently dropped
+        module.main([str(source), str(tmp_path / "bad"), "--repeat", "mauve=2"])
