@@ -7,7 +7,7 @@
 #    single-object clips (`--scenes text-to-video`: the caption determines the picture);
 # 2. the tokenizer: pyratok-tiny fine-tuned in full on procedural clips (1,000 steps), then on the centred clips
 #    (600 + 600 steps), then its decoder alone with every token id frozen (600 steps), then the decoder again on
-#    two colour-reweighted views of the same clips (400 + 400 steps; the rare green and purple came out blue or
+#    three colour-reweighted views of the same clips (3 x 400 steps; the rare green and purple came out blue or
 #    white);
 # 3. the prior on the ids of step 2's second run (they are the final tokenizer's ids too), 1,500 steps, then 300
 #    steps on a subset rich in green and purple;
@@ -47,16 +47,19 @@ $PY examples/recipes/train_tiny_prior.py --tokenizer runs/t2v-tokenizer-centred-
     --init-prior runs/t2v-prior/final --output runs/t2v-prior-balanced --steps 300 --lr 3e-4 --batch-size 16 --eval-every 100
 "${PYRATOK[@]}" train examples/configs/t2v_decoder.yaml
 # The decoder again, every id still frozen (the prior stays valid): purple and green over-weighted, then every
-# colour 400 times (make_colour_subset.py writes a metadata.jsonl over the same clip files).
+# colour 400 times, then green again (make_colour_subset.py writes a metadata.jsonl over the same clip files).
 $PY examples/recipes/make_colour_subset.py data/t2v-centred/train data/t2v-centred-pg --repeat purple=3 green=2 blue=1 white=1 --others 100
 $PY examples/recipes/make_colour_subset.py data/t2v-centred/train data/t2v-centred-uni --per-colour 400
+$PY examples/recipes/make_colour_subset.py data/t2v-centred/train data/t2v-centred-green2 --repeat green=4 purple=2 blue=2 white=2 --others 400
 "${PYRATOK[@]}" train examples/configs/t2v_decoder.yaml --set model.init_from=runs/t2v-decoder/final --set data.train=data/t2v-centred-pg \
     --set output_dir=runs/t2v-decoder-pg --set training.max_steps=400
 "${PYRATOK[@]}" train examples/configs/t2v_decoder.yaml --set model.init_from=runs/t2v-decoder-pg/final --set data.train=data/t2v-centred-uni \
     --set output_dir=runs/t2v-decoder-uni --set training.max_steps=400 --set training.learning_rate=3.0e-4
+"${PYRATOK[@]}" train examples/configs/t2v_decoder.yaml --set model.init_from=runs/t2v-decoder-uni/final --set data.train=data/t2v-centred-green2 \
+    --set output_dir=runs/t2v-decoder-green --set training.max_steps=400 --set training.learning_rate=2.0e-4
 $PY - <<'PYEOF'
 from pyratok_hf.prior import PyraTokPriorModel
 from pyratok_hf.prior.training import build_t2v_pipeline
-build_t2v_pipeline("runs/t2v-decoder-uni/final", PyraTokPriorModel.from_pretrained("runs/t2v-prior-balanced/final"), output_dir="runs/t2v-pipeline")
+build_t2v_pipeline("runs/t2v-decoder-green/final", PyraTokPriorModel.from_pretrained("runs/t2v-prior-balanced/final"), output_dir="runs/t2v-pipeline")
 PYEOF
 $PY benchmarks/bench_t2v_prompt_following.py --pipeline runs/t2v-pipeline --scales 1 2 3 6 --seeds 0 1
